@@ -1,0 +1,289 @@
+"""The ``spectraflow`` command line.
+
+Each command parses and validates its options, then delegates to the library; errors raised as
+:class:`~spectraflow.errors.SpectraflowError` are reported as one red line on stderr with exit
+status 2. Heavy modules are imported inside the commands so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from spectraflow import __version__
+from spectraflow.errors import SpectraflowError
+
+__all__ = ["app"]
+
+EXIT_USER_ERROR = 2
+"""Exit status of a command that failed with a :class:`SpectraflowError`."""
+
+DEFAULT_DATE = "2024-06-12"
+"""Acquisition date simulated when ``--date`` is not given."""
+
+HELP = """\
+[bold]spectraflow[/] turns imaging-spectroscopy and multispectral satellite scenes \
+(NASA EMIT, DLR EnMAP, Copernicus Sentinel-2) into georeferenced map products.
+
+Data flow: STAC search → [bold]Scene[/] → ingest → [bold]Zarr cube[/] → predict (PyTorch) \
+→ [bold]predictions[/] → mosaic → [bold]COG + STAC item[/].
+
+Available now: [cyan]simulate[/] writes sensor-faithful synthetic scenes with their STAC items \
+and ground truth; [cyan]demo[/] simulates a small region seen by all three sensors.
+"""
+
+
+class SensorChoice(StrEnum):
+    """Values of ``--sensor``."""
+
+    emit = "emit"
+    enmap = "enmap"
+    sentinel2 = "sentinel2"
+    all = "all"
+
+
+class SizeChoice(StrEnum):
+    """Values of ``--size``: scene size presets of the simulator."""
+
+    tiny = "tiny"
+    demo = "demo"
+    full = "full"
+
+
+ALL_SENSORS: tuple[str, ...] = (SensorChoice.emit, SensorChoice.enmap, SensorChoice.sentinel2)
+
+app = typer.Typer(
+    name="spectraflow",
+    help=HELP,
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _stdout() -> Console:
+    return Console(highlight=False)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def _reporting_errors() -> Iterator[None]:
+    """Turn a :class:`SpectraflowError` into one red line on stderr and exit status 2."""
+    try:
+        yield
+    except SpectraflowError as exc:
+        _stderr().print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(code=EXIT_USER_ERROR) from None
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"spectraflow {__version__}")
+        raise typer.Exit()
+
+
+def _check_dates(values: list[str] | None) -> list[str] | None:
+    """Reject dates that are not ISO 8601 calendar dates (``YYYY-MM-DD``)."""
+    for value in values or []:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{value!r} is not an ISO date; use YYYY-MM-DD, e.g. {DEFAULT_DATE}"
+            ) from None
+    return values
+
+
+def _expand_sensors(choices: Sequence[SensorChoice] | None) -> list[str]:
+    """Expand ``all``, drop duplicates and keep the order given."""
+    sensors: list[str] = []
+    for choice in choices or [SensorChoice.all]:
+        for sensor in ALL_SENSORS if choice is SensorChoice.all else (str(choice),):
+            if sensor not in sensors:
+                sensors.append(str(sensor))
+    return sensors
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=_stderr(),
+    )
+
+
+def _task_callback(bar: Progress, description: str) -> Callable[[int, int], None]:
+    """Add a task to ``bar``; return the ``progress(done, total)`` callback that advances it."""
+    task = bar.add_task(description, total=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return progress
+
+
+def _print_scenes(rows: Sequence[tuple[str, Any]]) -> None:
+    """Print a table of ``(date, result)`` rows, results as returned by ``simulate_scene``."""
+    table = Table(title="Simulated scenes", title_justify="left")
+    table.add_column("sensor", style="cyan", no_wrap=True)
+    table.add_column("scene id", overflow="fold")
+    table.add_column("date", no_wrap=True)
+    table.add_column("directory", overflow="fold")
+    table.add_column("item path", overflow="fold")
+    for date, result in rows:
+        table.add_row(
+            str(result.sensor), str(result.id), date, str(result.directory), str(result.item_path)
+        )
+    _stdout().print(table)
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the spectraflow version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Turn EMIT, EnMAP and Sentinel-2 scenes into georeferenced map products."""
+
+
+@app.command()
+def simulate(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="DIR",
+            file_okay=False,
+            help="Output directory; created if missing.",
+        ),
+    ],
+    sensor: Annotated[
+        list[SensorChoice] | None,
+        typer.Option(
+            "--sensor",
+            "-s",
+            metavar="SENSOR",
+            case_sensitive=False,
+            show_default="all",
+            help="Sensor to simulate: emit, enmap, sentinel2 or all; repeat for several.",
+        ),
+    ] = None,
+    size: Annotated[
+        SizeChoice,
+        typer.Option(
+            metavar="SIZE", case_sensitive=False, help="Scene size preset: tiny, demo or full."
+        ),
+    ] = SizeChoice.demo,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|LON,LAT",
+            help='Region: a preset name or a centre as "lon,lat" (degrees, WGS 84). '
+            "Default: the simulator's default region.",
+        ),
+    ] = None,
+    date: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="YYYY-MM-DD",
+            callback=_check_dates,
+            show_default=DEFAULT_DATE,
+            help="Acquisition date (YYYY-MM-DD); repeat for a time series.",
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(metavar="INT", help="Random seed; the same seed writes the same data.")
+    ] = 0,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="Flavour of the STAC items written (which provider's item layout to mimic). "
+            "Default: the sensor's reference provider.",
+        ),
+    ] = None,
+) -> None:
+    """Simulate sensor-faithful synthetic scenes with their STAC items and ground truth.
+
+    One scene is written per sensor and date.
+    """
+    sensors = _expand_sensors(sensor)
+    dates = date or [DEFAULT_DATE]
+    with _reporting_errors():
+        from spectraflow.simulate import simulate_scene  # imports the numerical stack
+
+        rows: list[tuple[str, Any]] = []
+        with _progress_bar() as bar:
+            for name in sensors:
+                for day in dates:
+                    result = simulate_scene(
+                        name,
+                        out=out,
+                        size=size.value,
+                        region=region,
+                        date=day,
+                        seed=seed,
+                        provider=provider,
+                        progress=_task_callback(bar, f"{name} {day}"),
+                    )
+                    rows.append((day, result))
+        _print_scenes(rows)
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="DIR",
+            file_okay=False,
+            help="Output directory; created if missing.",
+        ),
+    ] = Path("demo-output"),
+) -> None:
+    """Run the demo: one region seen by EMIT, EnMAP and Sentinel-2 on two dates.
+
+    For now the demo simulates the scenes with their STAC items and ground truth.
+    """
+    from spectraflow.demo import demo_plan, run_demo
+
+    with _reporting_errors():
+        with _progress_bar() as bar:
+            results = run_demo(out, progress=_task_callback(bar, "demo scenes"))
+        dates = [date for _, date in demo_plan()]
+        _print_scenes(list(zip(dates, results, strict=True)))
+        _stdout().print(f"Demo files are under [bold]{escape(str(out))}[/]")
