@@ -230,8 +230,9 @@ def simulate(
         str | None,
         typer.Option(
             metavar="NAME",
-            help="Flavour of the STAC items written (which provider's item layout to mimic). "
-            "Default: the sensor's reference provider.",
+            help="Flavour of the STAC items written (which provider's item layout to mimic): "
+            "cmr-stac (emit); dlr (enmap); earth-search, earth-search-l2a or "
+            "planetary-computer (sentinel2). Default: the first listed for the sensor.",
         ),
     ] = None,
 ) -> None:
@@ -274,6 +275,14 @@ def demo(
             help="Output directory; created if missing.",
         ),
     ] = Path("demo-output"),
+    size: Annotated[
+        SizeChoice,
+        typer.Option(
+            metavar="SIZE",
+            case_sensitive=False,
+            help="Scene size preset: demo (a few hundred pixels a side) or tiny (seconds).",
+        ),
+    ] = SizeChoice.demo,
 ) -> None:
     """Run the demo: one region seen by EMIT, EnMAP and Sentinel-2 on two dates.
 
@@ -283,7 +292,7 @@ def demo(
 
     with _reporting_errors():
         with _progress_bar() as bar:
-            results = run_demo(out, progress=_task_callback(bar, "demo scenes"))
+            results = run_demo(out, size=size.value, progress=_task_callback(bar, "demo scenes"))
         dates = [date for _, date in demo_plan()]
         _print_scenes(list(zip(dates, results, strict=True)))
         _stdout().print(f"Demo files are under [bold]{escape(str(out))}[/]")

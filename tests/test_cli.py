@@ -1,14 +1,11 @@
-import sys
-import types
-from pathlib import Path
+import json
 
-import pytest
 from typer.testing import CliRunner
 
 import spectraflow
 from spectraflow.cli import app
+from spectraflow.cli import SensorChoice, _expand_sensors
 from spectraflow.demo import demo_plan
-from spectraflow.errors import SimulationError
 
 runner = CliRunner(env={"COLUMNS": "400"})  # wide enough that table cells do not fold
 
@@ -50,119 +47,58 @@ def test_out_is_required():
     assert "--out" in result.output
 
 
-# The tests below check how the CLI drives `simulate_scene` and reports its outcome; they swap
-# in a stand-in for `spectraflow.simulate` so that they do not depend on the simulator.
-
-
-@pytest.fixture
-def fake_simulate(monkeypatch):
-    calls: list[dict] = []
-    failure: list[Exception] = []
-
-    def simulate_scene(
-        sensor, *, out, size="demo", region=None, date=None, seed=0, provider=None, progress=None
-    ):
-        if failure:
-            raise failure[0]
-        calls.append(
-            dict(
-                sensor=sensor,
-                out=out,
-                size=size,
-                region=region,
-                date=date,
-                seed=seed,
-                provider=provider,
-            )
-        )
-        if progress is not None:
-            progress(0, 2)
-            progress(2, 2)
-        scene_id = f"{sensor}-{date}"
-        directory = Path(out) / scene_id
-        return types.SimpleNamespace(
-            sensor=sensor,
-            id=scene_id,
-            directory=directory,
-            item_path=directory / "item.json",
-            truth={},
-        )
-
-    module = types.ModuleType("spectraflow.simulate")
-    module.simulate_scene = simulate_scene  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "spectraflow.simulate", module)
-    return types.SimpleNamespace(calls=calls, failure=failure)
-
-
-def test_simulate_runs_every_sensor_and_date(fake_simulate, tmp_path):
-    args = [
-        "simulate",
-        "-o",
-        str(tmp_path),
-        "-s",
-        "emit",
-        "-s",
-        "sentinel2",
-        "--size",
-        "tiny",
-        "--date",
-        "2024-06-12",
-        "--date",
-        "2024-06-27",
-        "--seed",
-        "7",
-        "--region",
-        "10.5,45.2",
-    ]
+def test_simulate_writes_every_sensor_and_date(tmp_path):
+    args = ["simulate", "-o", str(tmp_path), "-s", "emit", "-s", "sentinel2", "--size", "tiny"]
+    args += ["--date", "2024-06-12", "--date", "2024-06-27", "--seed", "7", "--region", "10.5,45.2"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert [(c["sensor"], c["date"]) for c in fake_simulate.calls] == [
-        ("emit", "2024-06-12"),
-        ("emit", "2024-06-27"),
-        ("sentinel2", "2024-06-12"),
-        ("sentinel2", "2024-06-27"),
-    ]
-    first = fake_simulate.calls[0]
-    assert first["out"] == tmp_path
-    assert (first["size"], first["seed"], first["region"], first["provider"]) == (
-        "tiny",
-        7,
-        "10.5,45.2",
-        None,
-    )
-    assert "emit-2024-06-27" in result.stdout
-    assert "sentinel2-2024-06-12" in result.stdout
+    items = sorted(tmp_path.glob("*/*.json"))
+    items = [p for p in items if json.loads(p.read_text()).get("type") == "Feature"]
+    assert len(items) == 4
+    collections = sorted(json.loads(p.read_text())["collection"] for p in items)
+    assert collections == ["EMITL2ARFL_001"] * 2 + ["sentinel-2-c1-l2a"] * 2
+    dates = {json.loads(p.read_text())["properties"]["datetime"][:10] for p in items}
+    assert dates == {"2024-06-12", "2024-06-27"}
+    for item in items:
+        assert item.parent.name in result.stdout
+    assert not list(tmp_path.glob(".*partial"))
 
 
-def test_simulate_defaults_to_all_sensors_and_one_date(fake_simulate, tmp_path):
-    result = runner.invoke(app, ["simulate", "--out", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    assert [c["sensor"] for c in fake_simulate.calls] == ["emit", "enmap", "sentinel2"]
-    assert len({c["date"] for c in fake_simulate.calls}) == 1
-    assert {c["size"] for c in fake_simulate.calls} == {"demo"}
+def test_all_expands_without_repeating_sensors():
+    assert _expand_sensors(None) == ["emit", "enmap", "sentinel2"]
+    assert _expand_sensors([SensorChoice.enmap, SensorChoice.all]) == ["enmap", "emit", "sentinel2"]
 
 
-def test_all_does_not_repeat_sensors(fake_simulate, tmp_path):
-    result = runner.invoke(app, ["simulate", "-o", str(tmp_path), "-s", "enmap", "-s", "all"])
-    assert result.exit_code == 0, result.output
-    assert [c["sensor"] for c in fake_simulate.calls] == ["enmap", "emit", "sentinel2"]
-
-
-def test_spectraflow_error_is_one_line_and_exit_2(fake_simulate, tmp_path):
-    fake_simulate.failure.append(
-        SimulationError("unknown region 'atlantis'", where="--region", fix="use a preset name")
-    )
+def test_spectraflow_error_is_one_line_and_exit_2(tmp_path):
     result = runner.invoke(app, ["simulate", "-o", str(tmp_path), "--region", "atlantis"])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     lines = [line for line in result.stderr.splitlines() if "unknown region" in line]
-    assert lines == ["error: unknown region 'atlantis' (where: --region). Fix: use a preset name"]
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        "error: unknown region 'atlantis' (where: region). Fix: use a preset"
+    )
+    assert not any(tmp_path.iterdir())
 
 
-def test_demo_delegates_to_run_demo(fake_simulate, tmp_path):
+def test_unknown_provider_is_explained(tmp_path):
+    args = ["simulate", "-o", str(tmp_path), "-s", "enmap", "--size", "tiny", "--provider", "usgs"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "no 'usgs' item flavour for enmap" in result.stderr
+
+
+def test_demo_writes_every_sensor_and_date(tmp_path):
     out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "--out", str(out)])
+    result = runner.invoke(app, ["demo", "--out", str(out), "--size", "tiny"])
     assert result.exit_code == 0, result.output
-    assert [(c["sensor"], c["date"]) for c in fake_simulate.calls] == demo_plan()
-    assert {c["out"] for c in fake_simulate.calls} == {out}
-    assert {(c["size"], c["seed"], c["region"]) for c in fake_simulate.calls} == {("demo", 0, None)}
+    items = [json.loads(p.read_text()) for p in out.glob("*/*.json")]
+    items = [i for i in items if i.get("type") == "Feature"]
+    seen = sorted((i["collection"], i["properties"]["datetime"][:10]) for i in items)
+    expected = {
+        "emit": "EMITL2ARFL_001",
+        "enmap": "ENMAP_HSI_L2A",
+        "sentinel2": "sentinel-2-c1-l2a",
+    }
+    assert seen == sorted((expected[s], d) for s, d in demo_plan())
+    assert str(out) in result.stdout.replace("\n", "")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS as RioCRS
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.io import DatasetWriter
 from rasterio.shutil import copy as rio_copy
 
 from spectraflow.simulate.world import CLASSES
@@ -32,11 +36,17 @@ def write_cog(
     tags: dict[str, str] | None = None,
     band_tags: Sequence[dict[str, str]] | None = None,
     overviews: bool = True,
+    interleave: Literal["pixel", "band"] = "pixel",
+    colorinterp: Sequence[ColorInterp] | None = None,
 ) -> Path:
     """Write ``data`` (bands, rows, cols) as a Cloud-Optimized GeoTIFF at ``path``.
 
     The raster is built in memory (the simulator's products fit) and copied with GDAL's COG
     driver: tiled ``blocksize``, internal overviews when the raster is larger than a block.
+    ``interleave="band"`` stores each band's tiles together (as EnMAP's GeoTIFFs do); GDAL's
+    COG driver only learns that option in 3.11, so such files are written by the GTiff driver
+    in the same layout (overviews copied from the source, IFDs first). ``colorinterp`` sets
+    the bands' colour interpretation (e.g. RGBA quicklooks).
     """
     bands, rows, cols = data.shape
     profile = {
@@ -61,6 +71,27 @@ def write_cog(
                 dst.update_tags(**tags)
             for i, btags in enumerate(band_tags or (), start=1):
                 dst.update_tags(i, **btags)
+            if colorinterp is not None:
+                dst.colorinterp = list(colorinterp)
+            if interleave == "band" and bands > 1:
+                factors = _overview_factors(rows, cols, blocksize) if overviews else []
+                if factors:
+                    dst.build_overviews(factors, Resampling.nearest)
+        if interleave == "band" and bands > 1:
+            with mem.open() as src:
+                rio_copy(
+                    src,
+                    str(path),
+                    driver="GTiff",
+                    TILED="YES",
+                    BLOCKXSIZE=blocksize,
+                    BLOCKYSIZE=blocksize,
+                    COMPRESS=compress,
+                    INTERLEAVE="BAND",
+                    COPY_SRC_OVERVIEWS="YES",
+                    NUM_THREADS="1",
+                )
+            return path
         with mem.open() as src:
             rio_copy(
                 src,
@@ -73,6 +104,16 @@ def write_cog(
                 NUM_THREADS="1",
             )
     return path
+
+
+def _overview_factors(rows: int, cols: int, blocksize: int) -> list[int]:
+    """Overview levels of GDAL's COG driver (``OVERVIEWS=AUTO``): halve until within a block."""
+    factors: list[int] = []
+    factor = 1
+    while max(rows, cols) / factor > blocksize:
+        factor *= 2
+        factors.append(factor)
+    return factors
 
 
 def class_colormap() -> dict[int, tuple[int, int, int, int]]:
@@ -132,3 +173,58 @@ def write_truth(
         tags={"values": "0=clear;1=cloud;2=cloud_shadow"},
     )
     return {key: final_dir / name for key, name in names.items()}
+
+
+@contextmanager
+def streamed_raster(
+    path: Path,
+    *,
+    shape: tuple[int, int],
+    count: int,
+    dtype: str,
+    crs: int | str,
+    transform: Affine,
+    nodata: float | None = None,
+    driver: str = "COG",
+    options: dict[str, str] | None = None,
+    descriptions: Sequence[str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> Iterator[DatasetWriter]:
+    """Write a raster window by window, then copy it to ``path`` with ``driver``.
+
+    For rasters too large to build in memory (:func:`write_cog` does that): yields an
+    uncompressed tiled GeoTIFF beside ``path`` (so partial-tile windows cost nothing), and on a
+    clean exit copies it with ``driver`` — ``"COG"`` with :func:`write_cog`'s options unless
+    ``options`` are given, or e.g. ``"JP2OpenJPEG"`` — and removes it.
+    """
+    rows, cols = shape
+    scratch = path.with_name(f".{path.name}.scratch.tif")
+    profile = {
+        "driver": "GTiff",
+        "width": cols,
+        "height": rows,
+        "count": count,
+        "dtype": dtype,
+        "crs": RioCRS.from_user_input(crs),
+        "transform": transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "BIGTIFF": "IF_SAFER",
+    }
+    if options is None:
+        options = {"COMPRESS": "DEFLATE", "BLOCKSIZE": "512", "OVERVIEWS": "AUTO"}
+        options |= {"RESAMPLING": "NEAREST", "NUM_THREADS": "1"}
+    try:
+        with rasterio.Env(**_GDAL_ENV):
+            with rasterio.open(scratch, "w", **profile) as dst:
+                for i, text in enumerate(descriptions or (), start=1):
+                    dst.set_band_description(i, text)
+                if tags:
+                    dst.update_tags(**tags)
+                yield dst
+            with rasterio.open(scratch) as src:
+                rio_copy(src, str(path), driver=driver, **options)
+    finally:
+        scratch.unlink(missing_ok=True)

@@ -141,12 +141,14 @@ def render(
     col_step: tuple[float, float],
     row_step: tuple[float, float],
     supersample: int = 3,
+    noise: NoiseModel,
     rng: np.random.Generator,
 ) -> Rendered:
     """Render pixels centred at ``(x, y)`` (metres from the region centre).
 
     ``x``/``y`` are (H, W) arrays, or (1, W) and (H, 1) for a north-up grid (faster).
     ``col_step``/``row_step`` are the ground vectors (m) from one pixel to the next column/row.
+    ``noise`` is the sensor's noise model (see :data:`NOISE`), drawn from ``rng``.
     """
     shape = np.broadcast_shapes(np.shape(x), np.shape(y))
     fractions = np.zeros((N_CLASSES, *shape), dtype=np.float32)
@@ -196,7 +198,7 @@ def render(
     surface = apply_ch4(surface, ch4, ch4_log_transmittance(bands))
     cloud_b = resample(cloud_reflectance(), bands)
     clean = surface * (1.0 - cloud)[..., None] + cloud[..., None] * cloud_b
-    sigma = noise_sigma(clean, bands)
+    sigma = noise.sigma(clean, bands)
     noisy = clean + rng.standard_normal(clean.shape) * sigma
     return Rendered(
         reflectance=noisy.astype(np.float32),
@@ -209,12 +211,33 @@ def render(
     )
 
 
-def noise_sigma(reflectance: np.ndarray, bands: BandTable) -> np.ndarray:
-    """Signal-dependent noise (reflectance units): a floor plus shot noise, worse in the SWIR."""
-    wl = bands.wavelengths
-    floor = np.where(wl < 1000.0, 0.0015, np.where(wl < 1800.0, 0.0025, 0.0035))
-    snr = np.where(wl < 1000.0, 400.0, np.where(wl < 1800.0, 250.0, 150.0))
-    return np.sqrt(floor**2 + (np.clip(reflectance, 0.0, None) / snr) ** 2)
+@dataclass(frozen=True)
+class NoiseModel:
+    """Signal-dependent sensor noise in reflectance units: a floor plus shot noise.
+
+    ``floor`` and ``snr`` are given for three spectral regions: VNIR (< 1000 nm), SWIR-1
+    (1000–1800 nm) and SWIR-2 (> 1800 nm), where detectors and solar flux make noise grow.
+    """
+
+    floor: tuple[float, float, float]
+    snr: tuple[float, float, float]
+
+    def sigma(self, reflectance: np.ndarray, bands: BandTable) -> np.ndarray:
+        """Noise standard deviation for ``reflectance`` (..., bands)."""
+        region = np.digitize(bands.wavelengths, [1000.0, 1800.0])
+        floor = np.asarray(self.floor)[region]
+        snr = np.asarray(self.snr)[region]
+        return np.sqrt(floor**2 + (np.clip(reflectance, 0.0, None) / snr) ** 2)
+
+
+# Per-sensor noise, set from the missions' published signal-to-noise figures at typical
+# radiance: EMIT is the quietest (SNR of several hundred in the SWIR), EnMAP's SWIR is noisier,
+# Sentinel-2's wide bands have high SNR but 12-bit-like quantisation.
+NOISE: dict[str, NoiseModel] = {
+    "emit": NoiseModel(floor=(0.0006, 0.0008, 0.0010), snr=(600.0, 500.0, 350.0)),
+    "enmap": NoiseModel(floor=(0.0010, 0.0015, 0.0020), snr=(450.0, 300.0, 180.0)),
+    "sentinel2": NoiseModel(floor=(0.0010, 0.0010, 0.0012), snr=(300.0, 250.0, 200.0)),
+}
 
 
 def class_table() -> list[dict[str, object]]:

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Literal
+from importlib import import_module
+from typing import Literal, Protocol, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -95,6 +96,18 @@ class SceneSpec:
             yield i, slice(i * block_rows, min((i + 1) * block_rows, rows))
         if self.progress is not None:
             self.progress(n, n)
+
+
+class SceneWriter(Protocol):
+    """What a sensor's writer module provides."""
+
+    def scene_id(self, when: datetime, region: Region, seed: int) -> str:
+        """The product's name, as the provider would name it."""
+        ...
+
+    def write(self, spec: SceneSpec, scene_id: str) -> SimulatedScene:
+        """Write product, item and truth under ``spec.stage_dir``."""
+        ...
 
 
 def solar_position(lon: float, lat: float, when: datetime) -> tuple[float, float]:
@@ -211,8 +224,6 @@ def simulate_scene(
         The scene directory, item and truth paths. Nothing is visible under ``out`` until the
         whole scene is written; re-simulating the same scene replaces it.
     """
-    from spectraflow.simulate import emit, enmap, sentinel2  # writers import heavy I/O libraries
-
     if sensor not in SENSORS:
         raise SimulationError(
             f"unknown sensor {sensor!r}", where="sensor", fix=f"use one of {', '.join(SENSORS)}"
@@ -230,7 +241,8 @@ def simulate_scene(
         )
     reg = resolve_region(region)
     when, conditions = scene_conditions(sensor, reg, _parse_date(date), seed)
-    writer = {"emit": emit, "enmap": enmap, "sentinel2": sentinel2}[sensor]
+    # Each sensor's writer lives in spectraflow/simulate/<sensor>.py (imported only when used).
+    writer = cast(SceneWriter, import_module(f"spectraflow.simulate.{sensor}"))
     out_dir = Path(out).expanduser().resolve()
     scene_id = writer.scene_id(when, reg, seed)
     final_dir = out_dir / scene_id

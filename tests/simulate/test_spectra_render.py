@@ -3,7 +3,7 @@ import pytest
 
 from spectraflow.sensors.emit import emit_band_table
 from spectraflow.sensors.sentinel2 import sentinel2_band_table
-from spectraflow.simulate.render import Conditions, class_endmembers, render
+from spectraflow.simulate.render import NOISE, Conditions, class_endmembers, render
 from spectraflow.simulate.spectra import (
     CH4_LEVELS_PPM_M,
     GRID_NM,
@@ -76,6 +76,7 @@ def rendered():
         ys,
         col_step=(30.0, 0.0),
         row_step=(0.0, -30.0),
+        noise=NOISE["emit"],
         rng=np.random.default_rng(0),
     )
 
@@ -109,7 +110,7 @@ def test_noise_matches_its_sigma():
     xs = np.arange(0.0, 600.0, 30.0)[None, :]
     ys = np.arange(0.0, -600.0, -30.0)[:, None]
     args = (world, cond, emit_band_table(), xs, ys)
-    kw = {"col_step": (30.0, 0.0), "row_step": (0.0, -30.0)}
+    kw = {"col_step": (30.0, 0.0), "row_step": (0.0, -30.0), "noise": NOISE["enmap"]}
     a = render(*args, **kw, rng=np.random.default_rng(1))
     b = render(*args, **kw, rng=np.random.default_rng(2))
     z = (a.reflectance - b.reflectance) / (np.sqrt(2) * a.noise_sigma)
