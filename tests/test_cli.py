@@ -3,8 +3,7 @@ import json
 from typer.testing import CliRunner
 
 import spectraflow
-from spectraflow.cli import app
-from spectraflow.cli import SensorChoice, _expand_sensors
+from spectraflow.cli import SensorChoice, _expand_sensors, app
 from spectraflow.demo import demo_plan
 
 runner = CliRunner(env={"COLUMNS": "400"})  # wide enough that table cells do not fold

@@ -37,8 +37,9 @@ def grid_footprint(
     t = np.linspace(0.0, 1.0, densify + 1)[:-1]
     cx = np.concatenate([t * cols, np.full_like(t, cols), (1 - t) * cols, np.zeros_like(t)])
     cy = np.concatenate([np.zeros_like(t), t * rows, np.full_like(t, rows), (1 - t) * rows])
-    x, y = transform * (cx, cy)  # type: ignore[operator]  # affine maps arrays too
-    return polygon_lonlat(crs, np.asarray(x), np.asarray(y))
+    x = transform.a * cx + transform.b * cy + transform.c
+    y = transform.d * cx + transform.e * cy + transform.f
+    return polygon_lonlat(crs, x, y)
 
 
 def polygon_lonlat(crs: CRS, x: np.ndarray, y: np.ndarray) -> tuple[dict[str, Any], list[float]]:

@@ -11,8 +11,8 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from importlib import import_module
+from pathlib import Path
 from typing import Literal, Protocol, cast
 
 import numpy as np
