@@ -151,14 +151,10 @@ def _print_scenes(rows: Sequence[tuple[str, Any]]) -> None:
     """Print a table of ``(date, result)`` rows, results as returned by ``simulate_scene``."""
     table = Table(title="Simulated scenes", title_justify="left")
     table.add_column("sensor", style="cyan", no_wrap=True)
-    table.add_column("scene id", overflow="fold")
     table.add_column("date", no_wrap=True)
-    table.add_column("directory", overflow="fold")
-    table.add_column("item path", overflow="fold")
+    table.add_column("STAC item (the scene's files are beside it)", overflow="fold")
     for date, result in rows:
-        table.add_row(
-            str(result.sensor), str(result.id), date, str(result.directory), str(result.item_path)
-        )
+        table.add_row(str(result.sensor), date, str(result.item_path))
     _stdout().print(table)
 
 

@@ -101,3 +101,12 @@ def test_demo_writes_every_sensor_and_date(tmp_path):
     }
     assert seen == sorted((expected[s], d) for s, d in demo_plan())
     assert str(out) in result.stdout.replace("\n", "")
+
+
+def test_item_flavours_of_one_scene_do_not_replace_each_other(tmp_path):
+    for provider in ("earth-search", "planetary-computer"):
+        args = ["simulate", "-o", str(tmp_path), "-s", "sentinel2", "--size", "tiny"]
+        result = runner.invoke(app, [*args, "--provider", provider])
+        assert result.exit_code == 0, result.output
+    dirs = sorted(p.name for p in tmp_path.iterdir())
+    assert len(dirs) == 2 and dirs[1] == f"{dirs[0]}.planetary-computer"

@@ -245,8 +245,10 @@ def simulate_scene(
     writer = cast(SceneWriter, import_module(f"spectraflow.simulate.{sensor}"))
     out_dir = Path(out).expanduser().resolve()
     scene_id = writer.scene_id(when, reg, seed)
-    final_dir = out_dir / scene_id
-    stage_dir = out_dir / f".{scene_id}.partial"
+    # Other item flavours of the same acquisition get their own directory, not a replacement.
+    dir_name = scene_id if provider == PROVIDERS[sensor][0] else f"{scene_id}.{provider}"
+    final_dir = out_dir / dir_name
+    stage_dir = out_dir / f".{dir_name}.partial"
     shutil.rmtree(stage_dir, ignore_errors=True)
     stage_dir.mkdir(parents=True)
     spec = SceneSpec(

@@ -341,8 +341,12 @@ def test_ids_and_file_names_follow_the_provider(scenes, provider):
     }[provider]
     assert re.fullmatch(pattern, real["id"]) and re.fullmatch(pattern, item["id"])
     assert scene.id == item["id"]
-    assert re.fullmatch(r"S2[ABC]_T\d{2}[C-X][A-Z]{2}_\d{8}T\d{6}_L2A", scene.directory.name)
-    assert scene.item_path == scene.directory / f"{scene.directory.name}.json"
+    # Flavours other than the default live in "<scene id>.<provider>" beside the default one.
+    suffix = "" if provider == "earth-search" else f".{provider}"
+    dir_id = scene.directory.name.removesuffix(suffix)
+    assert scene.directory.name == dir_id + suffix
+    assert re.fullmatch(r"S2[ABC]_T\d{2}[C-X][A-Z]{2}_\d{8}T\d{6}_L2A", dir_id)
+    assert scene.item_path == scene.directory / f"{dir_id}.json"
     for key, asset in item["assets"].items():
         ours, theirs = asset["href"], real["assets"][key]["href"]
         if provider == "planetary-computer":
