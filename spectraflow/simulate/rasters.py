@@ -93,17 +93,19 @@ def write_cog(
                 )
             return path
         with mem.open() as src:
-            rio_copy(
-                src,
-                str(path),
-                driver="COG",
-                COMPRESS=compress,
-                BLOCKSIZE=blocksize,
-                OVERVIEWS="AUTO" if overviews else "NONE",
-                RESAMPLING="NEAREST",
-                NUM_THREADS="1",
-            )
+            rio_copy(src, str(path), driver="COG", **cog_options(compress, blocksize, overviews))
     return path
+
+
+def cog_options(compress: str = "DEFLATE", blocksize: int = 512, overviews: bool = True) -> dict:
+    """Creation options of GDAL's COG driver used for every simulated COG."""
+    return {
+        "COMPRESS": compress,
+        "BLOCKSIZE": str(blocksize),
+        "OVERVIEWS": "AUTO" if overviews else "NONE",
+        "RESAMPLING": "NEAREST",
+        "NUM_THREADS": "1",
+    }
 
 
 def _overview_factors(rows: int, cols: int, blocksize: int) -> list[int]:
@@ -214,8 +216,7 @@ def streamed_raster(
         "BIGTIFF": "IF_SAFER",
     }
     if options is None:
-        options = {"COMPRESS": "DEFLATE", "BLOCKSIZE": "512", "OVERVIEWS": "AUTO"}
-        options |= {"RESAMPLING": "NEAREST", "NUM_THREADS": "1"}
+        options = cog_options()
     try:
         with rasterio.Env(**_GDAL_ENV):
             with rasterio.open(scratch, "w", **profile) as dst:

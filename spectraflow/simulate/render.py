@@ -26,7 +26,7 @@ from spectraflow.simulate.spectra import (
     resample,
     water_reflectance,
 )
-from spectraflow.simulate.world import CLASS_INDEX, CLASSES, N_CLASSES, Wind, World
+from spectraflow.simulate.world import CLASS_INDEX, N_CLASSES, Wind, World
 
 ENDMEMBERS_PER_CLASS = 3
 CLOUD_TOP_M = 1200.0
@@ -70,6 +70,12 @@ def class_endmembers(seed: int) -> np.ndarray:
     for name, level3 in _LIBRARY_CLASSES.items():
         out[CLASS_INDEX[name]] = pick(lib.select(level3))
     return out
+
+
+@cache
+def _band_spectra(seed: int, bands: BandTable) -> tuple[np.ndarray, np.ndarray]:
+    """Class endmembers (K, M, B) and cloud reflectance (B) in ``bands``, once per band set."""
+    return resample(class_endmembers(seed), bands), resample(cloud_reflectance(), bands)
 
 
 @dataclass(frozen=True)
@@ -172,7 +178,7 @@ def render(
     cloud /= n
     shadow /= n
 
-    endmembers = resample(class_endmembers(world.region.seed), bands)  # (K, M, B)
+    endmembers, cloud_b = _band_spectra(world.region.seed, bands)
     weights = np.stack(
         [
             np.stack(
@@ -196,7 +202,6 @@ def render(
     illum = np.broadcast_to(world.illumination(x, y), shape)
     surface *= (illum * (1.0 - 0.65 * shadow * (1.0 - cloud)))[..., None]
     surface = apply_ch4(surface, ch4, ch4_log_transmittance(bands))
-    cloud_b = resample(cloud_reflectance(), bands)
     clean = surface * (1.0 - cloud)[..., None] + cloud[..., None] * cloud_b
     sigma = noise.sigma(clean, bands)
     noisy = clean + rng.standard_normal(clean.shape) * sigma
@@ -238,15 +243,3 @@ NOISE: dict[str, NoiseModel] = {
     "enmap": NoiseModel(floor=(0.0010, 0.0015, 0.0020), snr=(450.0, 300.0, 180.0)),
     "sentinel2": NoiseModel(floor=(0.0010, 0.0010, 0.0012), snr=(300.0, 250.0, 200.0)),
 }
-
-
-def class_table() -> list[dict[str, object]]:
-    """The land-cover classes as STAC ``classification:classes`` entries."""
-    return [
-        {
-            "value": c.value,
-            "name": c.name,
-            "color_hint": "".join(f"{v:02X}" for v in c.colour),
-        }
-        for c in CLASSES
-    ]
