@@ -45,8 +45,10 @@ HELP = """\
 Data flow: STAC search → [bold]Scene[/] → ingest → [bold]Zarr cube[/] → predict (PyTorch) \
 → [bold]predictions[/] → mosaic → [bold]COG + STAC item[/].
 
-Available now: [cyan]simulate[/] writes sensor-faithful synthetic scenes with their STAC items \
-and ground truth; [cyan]demo[/] simulates a small region seen by all three sensors.
+Available now: [cyan]search[/] finds scenes in the real STAC catalogs or your own; \
+[cyan]catalog[/] serves a local STAC API; [cyan]simulate[/] writes sensor-faithful synthetic \
+scenes with their STAC items and ground truth; [cyan]demo[/] simulates a small region seen by \
+all three sensors.
 """
 
 
@@ -292,3 +294,210 @@ def demo(
         dates = [date for _, date in demo_plan()]
         _print_scenes(list(zip(dates, results, strict=True)))
         _stdout().print(f"Demo files are under [bold]{escape(str(out))}[/]")
+
+
+def _print_search(scenes: Sequence[Any], *, as_json: bool) -> None:
+    """Print found scenes as a table, or as one JSON object per line."""
+    if as_json:
+        for scene in scenes:
+            typer.echo(scene.model_dump_json())
+        return
+    table = Table(title=f"{len(scenes)} scenes", title_justify="left")
+    table.add_column("id", overflow="fold")
+    table.add_column("sensor", style="cyan", no_wrap=True)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("cloud %", justify="right", no_wrap=True)
+    table.add_column("provider", no_wrap=True)
+    for scene in scenes:
+        cloud = "–" if scene.cloud_cover is None else f"{scene.cloud_cover:.0f}"
+        when = scene.datetime.strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(scene.id, scene.sensor, when, cloud, scene.provider)
+    _stdout().print(table)
+
+
+@app.command()
+def search(
+    aoi: Annotated[
+        str,
+        typer.Option(
+            metavar="AOI",
+            help="Area of interest in lon/lat: 'lon_min,lat_min,lon_max,lat_max' "
+            "(lon_min > lon_max crosses the antimeridian), a GeoJSON file, or WKT.",
+        ),
+    ],
+    start: Annotated[
+        str, typer.Option(metavar="DATE", help="Start of the time range (ISO date or time, UTC).")
+    ],
+    end: Annotated[
+        str,
+        typer.Option(metavar="DATE", help="End of the time range; a date includes the whole day."),
+    ],
+    sensor: Annotated[
+        str,
+        typer.Option(
+            "--sensor", "-s", metavar="LIST", help="Sensors, comma-separated: emit,enmap,sentinel2."
+        ),
+    ] = "emit,enmap,sentinel2",
+    max_cloud: Annotated[
+        float | None,
+        typer.Option(
+            metavar="PERCENT", min=0, max=100, help="Keep scenes with at most this cloud cover."
+        ),
+    ] = None,
+    provider: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--provider",
+            "-p",
+            metavar="NAME|URL",
+            help="Provider to search (repeat or comma-separate): a name from "
+            "'spectraflow catalog providers' or any STAC API URL. Default: the default providers.",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(metavar="N", min=1, help="Return at most N scenes (the earliest).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON Scene per line instead of a table.")
+    ] = False,
+) -> None:
+    """Find EMIT, EnMAP and Sentinel-2 scenes over an area and time range.
+
+    Searches the real STAC catalogs (NASA CMR-STAC, DLR, Earth Search, Planetary Computer) or
+    your own STAC API, hides each provider's quirks and prints one row per acquisition, sorted
+    by time. Example:
+
+        spectraflow search --aoi -104,31.8,-103.4,32.2 --start 2024-06-01 --end 2024-06-30
+    """
+    names = [p.strip() for entry in provider or [] for p in entry.split(",") if p.strip()]
+    with _reporting_errors():
+        from spectraflow.catalog import search as run_search
+
+        with _stderr().status("searching…") as status:
+
+            def report(name: str, count: int) -> None:
+                status.update(f"searching {name}: {count} items")
+
+            scenes = run_search(
+                aoi,
+                start,
+                end,
+                sensor,
+                max_cloud=max_cloud,
+                providers=names or None,
+                limit=limit,
+                progress=report,
+            )
+        _print_search(scenes, as_json=as_json)
+
+
+catalog_app = typer.Typer(
+    help="The STAC providers, and a local STAC API (rustac) for simulated scenes and products.",
+    no_args_is_help=True,
+)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("providers")
+def catalog_providers() -> None:
+    """List the STAC providers spectraflow knows (built-in and from spectraflow.toml)."""
+    with _reporting_errors():
+        from spectraflow.catalog import providers
+
+        table = Table(title="STAC providers", title_justify="left")
+        for column in ("name", "sensors: collections", "credentials", "default", "url"):
+            table.add_column(column, overflow="fold")
+        for p in providers().values():
+            sensors = "; ".join(f"{s}: {', '.join(c)}" for s, c in p.collections.items())
+            table.add_row(p.name, sensors, p.auth or "none", "yes" if p.default else "no", p.url)
+        _stdout().print(table)
+
+
+def _data_dir(data: Path | None) -> Path:
+    from spectraflow.config import get_settings
+
+    return data if data is not None else get_settings().data_dir / "catalog"
+
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        metavar="DIR",
+        file_okay=False,
+        show_default="$SPECTRAFLOW_DATA_DIR/catalog",
+        help="Catalog directory (collections/ and items/ as written by 'catalog add').",
+    ),
+]
+
+
+@catalog_app.command("add")
+def catalog_add(
+    items: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="ITEMS...",
+            exists=True,
+            dir_okay=False,
+            help="STAC item JSON files, ItemCollections or .ndjson files (e.g. simulated scenes).",
+        ),
+    ],
+    data: DataOption = None,
+) -> None:
+    """Add STAC items to the local catalog; a running 'catalog serve' picks them up."""
+    with _reporting_errors():
+        from spectraflow.catalog import LocalCatalog
+
+        directory = _data_dir(data)
+        added = LocalCatalog(directory).add(items)
+        _stdout().print(f"added {len(added)} items to [bold]{escape(str(directory))}[/]")
+
+
+@catalog_app.command("serve")
+def catalog_serve(
+    data: DataOption = None,
+    port: Annotated[
+        int | None,
+        typer.Option(metavar="PORT", min=0, max=65535, show_default="$SPECTRAFLOW_STAC_PORT"),
+    ] = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            metavar="HOST",
+            help="Interface to listen on. Only loopback by default: give 0.0.0.0 to serve "
+            "other machines (the catalog has no authentication).",
+        ),
+    ] = "127.0.0.1",
+    backend: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="auto, memory (small catalogs) or duckdb (stac-geoparquet, large catalogs).",
+        ),
+    ] = "auto",
+) -> None:
+    """Serve the local catalog as a STAC API (rustac) until interrupted (Ctrl-C).
+
+    Items added with 'spectraflow catalog add' appear within a second. Search it with
+    'spectraflow search --provider local' or any STAC client.
+    """
+    with _reporting_errors():
+        from spectraflow.catalog import serve_forever
+        from spectraflow.config import get_settings
+
+        if backend not in ("auto", "memory", "duckdb"):
+            raise typer.BadParameter("use auto, memory or duckdb", param_hint="--backend")
+        directory = _data_dir(data)
+
+        def ready(url: str) -> None:
+            _stderr().print(
+                f"STAC API of [bold]{escape(str(directory))}[/] at [bold]{url}[/] (Ctrl-C stops)"
+            )
+
+        serve_forever(
+            directory,
+            host=host,
+            port=get_settings().stac_port if port is None else port,
+            backend=backend,  # type: ignore[arg-type]
+            on_ready=ready,
+        )

@@ -2,7 +2,8 @@
 
 Precedence, highest first: arguments passed to :class:`Settings`, environment variables
 (``SPECTRAFLOW_DATA_DIR``, ``SPECTRAFLOW_CACHE_DIR``, ``SPECTRAFLOW_STAC_PORT``,
-``SPECTRAFLOW_LOG_LEVEL``), ``spectraflow.toml`` in the working directory, then the defaults.
+``SPECTRAFLOW_LOG_LEVEL``, ``SPECTRAFLOW_PROVIDERS``), ``spectraflow.toml`` in the working
+directory, then the defaults.
 
 Nothing is read at import time: call :func:`get_settings` where settings are needed.
 """
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
         TCP port of the local STAC API server (on 127.0.0.1).
     log_level
         Logging level name, case-insensitive on input.
+    providers
+        STAC providers to add to, or override in, the built-in registry: name → table with the
+        keys of :class:`spectraflow.catalog.providers.Provider` (``[providers.<name>]`` in
+        ``spectraflow.toml``, or JSON in ``SPECTRAFLOW_PROVIDERS``).
     """
 
     model_config = SettingsConfigDict(
@@ -59,6 +64,7 @@ class Settings(BaseSettings):
     cache_dir: Path = Path("~/.spectraflow/cache").expanduser()
     stac_port: int = Field(default=8765, ge=1, le=65535)
     log_level: LogLevel = "INFO"
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

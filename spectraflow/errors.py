@@ -23,6 +23,7 @@ __all__ = [
     "CubeError",
     "ModelError",
     "ProductError",
+    "QueryError",
     "SceneFormatError",
     "SimulationError",
     "SpectraflowError",
@@ -68,6 +69,10 @@ class CatalogError(SpectraflowError, RuntimeError):
 
 class AuthError(CatalogError, PermissionError):
     """A data provider refused the credentials, or credentials are missing."""
+
+
+class QueryError(SpectraflowError, ValueError):
+    """A search request is invalid: AOI, time range, sensor, provider or filter."""
 
 
 class SceneFormatError(SpectraflowError, ValueError):

@@ -1,0 +1,34 @@
+"""Find scenes in STAC catalogs and normalise them into :class:`Scene` objects.
+
+``search`` asks the providers (NASA CMR-STAC, DLR, Earth Search, Planetary Computer, or any STAC
+API) for an AOI, time range and sensors; ``scene_from_item`` normalises one item; ``providers``
+is the registry; ``LocalCatalog`` and ``serve_forever`` run a local STAC API with rustac.
+"""
+
+from spectraflow.catalog.aoi import AOI, BBox, parse_aoi, parse_time_range
+from spectraflow.catalog.auth import SasSigner, check_credentials, redact
+from spectraflow.catalog.normalise import scene_from_item
+from spectraflow.catalog.providers import Provider, providers
+from spectraflow.catalog.scene import SENSORS, Scene, Sensor
+from spectraflow.catalog.search import search
+from spectraflow.catalog.server import LocalCatalog, LocalStacServer, serve_forever
+
+__all__ = [
+    "AOI",
+    "SENSORS",
+    "BBox",
+    "LocalCatalog",
+    "LocalStacServer",
+    "Provider",
+    "SasSigner",
+    "Scene",
+    "Sensor",
+    "check_credentials",
+    "parse_aoi",
+    "parse_time_range",
+    "providers",
+    "redact",
+    "scene_from_item",
+    "search",
+    "serve_forever",
+]
