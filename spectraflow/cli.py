@@ -284,15 +284,19 @@ def demo(
 ) -> None:
     """Run the demo: one region seen by EMIT, EnMAP and Sentinel-2 on two dates.
 
-    For now the demo simulates the scenes with their STAC items and ground truth.
+    Simulates the scenes with their STAC items and ground truth, serves the items from a local
+    STAC API (rustac) and finds them again with a search, as you would on a real catalog.
     """
-    from spectraflow.demo import demo_plan, run_demo
+    from spectraflow.demo import demo_plan, find_demo_scenes, run_demo
 
     with _reporting_errors():
         with _progress_bar() as bar:
             results = run_demo(out, size=size.value, progress=_task_callback(bar, "demo scenes"))
         dates = [date for _, date in demo_plan()]
         _print_scenes(list(zip(dates, results, strict=True)))
+        with _stderr().status("searching the local STAC API…"):
+            scenes = find_demo_scenes(out, results)
+        _print_search(scenes, as_json=False)
         _stdout().print(f"Demo files are under [bold]{escape(str(out))}[/]")
 
 

@@ -1,7 +1,8 @@
 """A small end-to-end example: one region seen by EMIT, EnMAP and Sentinel-2 on two dates.
 
-For now the demo simulates the scenes (with their STAC items and ground truth); later stages of
-the pipeline (ingest, predict, mosaic) will be added here as they land.
+The demo simulates the scenes (with their STAC items and ground truth), catalogs them in a local
+STAC API and finds them again with :func:`spectraflow.catalog.search`. Later stages of the
+pipeline (ingest, predict, mosaic) will be added here as they land.
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_DATES", "DEMO_SEED", "DEMO_SENSORS", "ProgressCallback", "demo_plan", "run_demo"]
+__all__ = [
+    "DEMO_DATES",
+    "DEMO_SEED",
+    "DEMO_SENSORS",
+    "ProgressCallback",
+    "demo_plan",
+    "find_demo_scenes",
+    "run_demo",
+]
 
 ProgressCallback = Callable[[int, int], None]
 """``progress(done, total)``, called as work advances."""
@@ -78,6 +87,28 @@ def run_demo(
     if progress is not None:
         progress(total, total)
     return results
+
+
+def find_demo_scenes(out: Path, simulated: list[Any]) -> list[Any]:
+    """Catalog the simulated items under ``out/catalog`` and search them through a local STAC API.
+
+    The search asks for every sensor over a small box around the region's centre and the demo
+    dates, the way a user would ask a real provider.
+
+    Returns
+    -------
+    list
+        The :class:`spectraflow.catalog.Scene` objects found, sorted by time.
+    """
+    from spectraflow.catalog import LocalCatalog, search
+    from spectraflow.simulate.world import resolve_region
+
+    catalog = LocalCatalog(out / "catalog")
+    catalog.add([result.item_path for result in simulated])
+    region = resolve_region(None)
+    aoi = (region.lon - 0.05, region.lat - 0.05, region.lon + 0.05, region.lat + 0.05)
+    with catalog.serve() as api:
+        return search(aoi, DEMO_DATES[0], DEMO_DATES[-1], DEMO_SENSORS, providers=[api.url])
 
 
 def _scaled(progress: ProgressCallback, index: int, total: int) -> ProgressCallback:

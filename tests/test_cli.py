@@ -101,6 +101,8 @@ def test_demo_writes_every_sensor_and_date(tmp_path):
     }
     assert seen == sorted((expected[s], d) for s, d in demo_plan())
     assert str(out) in result.stdout.replace("\n", "")
+    # every scene was found again through the local STAC API
+    assert f"{len(items)} scenes" in result.stdout
 
 
 def test_item_flavours_of_one_scene_do_not_replace_each_other(tmp_path):

@@ -5,13 +5,17 @@ API) for an AOI, time range and sensors; ``scene_from_item`` normalises one item
 is the registry; ``LocalCatalog`` and ``serve_forever`` run a local STAC API with rustac.
 """
 
-from spectraflow.catalog.aoi import AOI, BBox, parse_aoi, parse_time_range
-from spectraflow.catalog.auth import SasSigner, check_credentials, redact
+from spectraflow.catalog.aoi import AOI, BBox, parse_aoi
+from spectraflow.catalog.auth import check_credentials
 from spectraflow.catalog.normalise import scene_from_item
 from spectraflow.catalog.providers import Provider, providers
+from spectraflow.catalog.redaction import redact
 from spectraflow.catalog.scene import SENSORS, Scene, Sensor
 from spectraflow.catalog.search import search
-from spectraflow.catalog.server import LocalCatalog, LocalStacServer, serve_forever
+from spectraflow.catalog.server import LocalStacServer, serve_forever
+from spectraflow.catalog.signing import SasSigner
+from spectraflow.catalog.store import LocalCatalog
+from spectraflow.catalog.timerange import parse_time_range
 
 __all__ = [
     "AOI",

@@ -1,17 +1,9 @@
-"""Areas of interest and time ranges for catalog searches (pure).
+"""Areas of interest for catalog searches (pure).
 
 :func:`parse_aoi` turns the forms users give an area in (bbox, GeoJSON object, text or file, WKT,
-shapely geometry) into one :class:`AOI` in longitude/latitude degrees (EPSG:4326);
-:func:`parse_time_range` turns dates and times into UTC datetimes, and :func:`stac_datetime`
-writes them as the RFC 3339 interval STAC APIs take.
-
-Antimeridian conventions:
-
-- A bbox with ``lon_min > lon_max`` crosses the antimeridian (RFC 7946 §5.2, STAC).
-- A polygon or line whose longitude jumps more than 180° between consecutive vertices crosses it
-  the short way (how unsplit footprints are written in the wild) and is split into parts within
-  [-180, 180] (RFC 7946 §3.1.9). AOI edges are cut to at most 90° so that an AOI round-trips
-  through GeoJSON (a box from -100° to 100° gains vertices in between).
+shapely geometry) into one :class:`AOI` in longitude/latitude degrees (EPSG:4326), split at the
+antimeridian (conventions in :mod:`spectraflow.catalog.antimeridian`). AOI edges are cut to at most
+90° so that an AOI round-trips through GeoJSON (a box from -100° to 100° gains vertices in between).
 
 Nothing here touches the network; the only I/O is reading an AOI file when given a path.
 """
@@ -25,15 +17,12 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
 from numbers import Real
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import numpy as np
 import shapely
-from shapely import affinity
-from shapely.errors import ShapelyError
 from shapely.geometry import (
     GeometryCollection,
     LineString,
@@ -44,12 +33,12 @@ from shapely.geometry import (
     Polygon,
     box,
     mapping,
-    shape,
 )
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
-from spectraflow.errors import QueryError, SceneFormatError
+from spectraflow.catalog import antimeridian, geojson
+from spectraflow.errors import QueryError
 
 __all__ = [
     "AOI",
@@ -57,9 +46,7 @@ __all__ = [
     "AOILike",
     "BBox",
     "parse_aoi",
-    "parse_time_range",
     "split_antimeridian",
-    "stac_datetime",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,19 +58,11 @@ AOIGeometry: TypeAlias = Polygon | MultiPolygon | Point | MultiPoint | LineStrin
 """Geometry types an :class:`AOI` holds (points and lines search by location)."""
 
 _AOI_TYPES = (Polygon, MultiPolygon, Point, MultiPoint, LineString, MultiLineString)
-_GEOJSON_TYPES = {"Point", "LineString", "Polygon", "GeometryCollection"}
-_GEOJSON_TYPES |= {f"Multi{kind}" for kind in ("Point", "LineString", "Polygon")}
-_SHAPE_ERRORS = (ShapelyError, ValueError, TypeError, KeyError, IndexError, AttributeError)
 _ORDER = "lon_min,lat_min,lon_max,lat_max"
 _AOI_FORMATS = (
     f"give a bbox '{_ORDER}' in degrees, a GeoJSON geometry, Feature or FeatureCollection "
     "(object, JSON text or .geojson file), WKT such as 'POLYGON ((lon lat, ...))', "
     "or a shapely geometry"
-)
-_TIME_FORMATS = (
-    "give an ISO 8601 date or date-time, e.g. 2024-06-01, 2024-06-01T10:00:00Z or "
-    "2024-06-01T10:00:00+02:00 (naive times are UTC, a date-only end includes its whole day), "
-    "or None / '..' for an open end"
 )
 _MAX_EDGE_DEG = 90.0  # longest AOI edge: consecutive vertices never look like a ±180° jump
 _WKT = re.compile(r"\s*((MULTI)?(POINT|LINESTRING|POLYGON)|GEOMETRYCOLLECTION)\b", re.IGNORECASE)
@@ -119,12 +98,12 @@ class AOI:
     @property
     def crosses_antimeridian(self) -> bool:
         """Whether the AOI's bbox crosses the antimeridian (its parts lie on both sides)."""
-        return _lon_extent(self.geometry)[2]
+        return antimeridian.lon_extent(self.geometry)[2]
 
     @property
     def bbox(self) -> BBox:
         """The GeoJSON/STAC bbox; ``lon_min > lon_max`` when the AOI crosses the antimeridian."""
-        lon_min, lon_max, _ = _lon_extent(self.geometry)
+        lon_min, lon_max, _ = antimeridian.lon_extent(self.geometry)
         _, lat_min, _, lat_max = self.geometry.bounds
         return (lon_min, float(lat_min), lon_max, float(lat_max))
 
@@ -134,10 +113,10 @@ class AOI:
 
         This is what to send to STAC APIs, many of which mishandle ``lon_min > lon_max``.
         """
-        lon_min, lon_max, crosses = _lon_extent(self.geometry)
+        lon_min, lon_max, crosses = antimeridian.lon_extent(self.geometry)
         if not crosses:
             return [self.bbox]
-        parts = _parts(self.geometry)
+        parts = antimeridian.parts(self.geometry)
         east = [part for part in parts if part.bounds[0] >= lon_min]
         west = [part for part in parts if part.bounds[2] <= lon_max]
         return [_bounds(east), _bounds(west)]
@@ -157,7 +136,7 @@ class AOI:
         SceneFormatError
             When the footprint is not a readable geometry (``where="footprint"``).
         """
-        geometry = _footprint(footprint)
+        geometry = geojson.footprint(footprint)
         if geometry.is_empty:
             return False
         shapely.prepare(self.geometry)  # idempotent; speeds up filtering many items
@@ -168,7 +147,7 @@ class AOI:
         geometry = self.geometry
         if isinstance(geometry, Polygon | MultiPolygon):
             geometry = shapely.orient_polygons(geometry)
-        result: dict[str, Any] = _plain(mapping(geometry))
+        result: dict[str, Any] = geojson.plain(mapping(geometry))
         return result
 
     @property
@@ -214,7 +193,7 @@ def parse_aoi(aoi: AOILike) -> AOI:
     if isinstance(aoi, str):
         return _parse_text(aoi, source=None)
     if isinstance(aoi, Mapping):
-        return AOI(_normalise(_geojson_geometries(aoi)))
+        return AOI(_normalise(_geojson(aoi)))
     if isinstance(aoi, Iterable) and not isinstance(aoi, bytes | bytearray):
         return AOI(_bbox_geometry(_bbox_numbers(aoi)))
     raise _error(f"cannot use {_describe(aoi)} as an AOI")
@@ -239,62 +218,9 @@ def split_antimeridian(geometry: Mapping[str, Any] | BaseGeometry) -> BaseGeomet
         The geometry itself, or a (Multi)Polygon / (Multi)LineString within [-180, 180].
     """
     if isinstance(geometry, BaseGeometry):
-        return _split(geometry)[0]
-    parts = _geojson_geometries(geometry, where="geometry")
-    return _split(parts[0] if len(parts) == 1 else GeometryCollection(parts))[0]
-
-
-def parse_time_range(
-    start: date | datetime | str | None, end: date | datetime | str | None
-) -> tuple[datetime | None, datetime | None]:
-    """Normalise a search time range to UTC datetimes.
-
-    Parameters
-    ----------
-    start, end
-        ``date``, ``datetime`` or ISO 8601 string (``2024-06-01``, ``2024-06-01T10:00:00Z``,
-        ``2024-06-01T10:00:00+02:00``); naive times are UTC. A date-only start is 00:00 of that
-        day; a date-only end includes the whole day (23:59:59.999999). ``None``, ``""`` or
-        ``".."`` leave that end open.
-
-    Returns
-    -------
-    tuple of (datetime or None, datetime or None)
-        Timezone-aware UTC datetimes; ``None`` for an open end.
-
-    Raises
-    ------
-    QueryError
-        With ``where="start"`` or ``"end"``: an unreadable value, or an end before the start.
-    """
-    start_utc = _parse_time(start, where="start", is_end=False)
-    end_utc = _parse_time(end, where="end", is_end=True)
-    _check_order(start_utc, end_utc)
-    return start_utc, end_utc
-
-
-def stac_datetime(start: datetime | None, end: datetime | None) -> str | None:
-    """The STAC API ``datetime`` parameter for a time range.
-
-    Parameters
-    ----------
-    start, end
-        Datetimes (naive ones are UTC), or ``None`` for an open end, as from
-        :func:`parse_time_range`.
-
-    Returns
-    -------
-    str or None
-        RFC 3339 interval in UTC, e.g. ``"2024-06-01T00:00:00Z/2024-06-30T23:59:59.999999Z"``,
-        with ``..`` for one open end; ``None`` when both ends are open: omit the parameter, as
-        the OGC API / STAC grammar has no ``../..``.
-    """
-    start_utc = None if start is None else _as_utc(start, where="start")
-    end_utc = None if end is None else _as_utc(end, where="end")
-    _check_order(start_utc, end_utc)
-    if start_utc is None and end_utc is None:
-        return None
-    return f"{_rfc3339(start_utc)}/{_rfc3339(end_utc)}"
+        return antimeridian.split(geometry)[0]
+    parts = geojson.read_geometries(geometry, where="geometry", fix=_AOI_FORMATS)
+    return antimeridian.split(parts[0] if len(parts) == 1 else GeometryCollection(parts))[0]
 
 
 # --- AOI input forms -----------------------------------------------------------------------------
@@ -302,6 +228,10 @@ def stac_datetime(start: datetime | None, end: datetime | None) -> str | None:
 
 def _error(what: str, *, fix: str = _AOI_FORMATS, where: str = "aoi") -> QueryError:
     return QueryError(what, where=where, fix=fix)
+
+
+def _geojson(obj: Mapping[str, Any]) -> list[BaseGeometry]:
+    return geojson.read_geometries(obj, where="aoi", fix=_AOI_FORMATS)
 
 
 def _parse_text(text: str, *, source: Path | None) -> AOI:
@@ -317,7 +247,7 @@ def _parse_text(text: str, *, source: Path | None) -> AOI:
                 f"{origin} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from None
         if isinstance(value, Mapping):
-            return AOI(_normalise(_geojson_geometries(value)))
+            return AOI(_normalise(_geojson(value)))
         return AOI(_bbox_geometry(_bbox_numbers(value if isinstance(value, list) else [value])))
     numbers = _number_tokens(stripped)
     if numbers is not None:
@@ -325,7 +255,7 @@ def _parse_text(text: str, *, source: Path | None) -> AOI:
     if _WKT.match(stripped):
         try:
             geometry = shapely.from_wkt(stripped)
-        except _SHAPE_ERRORS as exc:
+        except geojson.SHAPE_ERRORS as exc:
             fix = "write it like 'POLYGON ((lon lat, lon lat, ...))', rings closed"
             raise _error(f"{origin} is not valid WKT: {exc}", fix=fix) from None
         return AOI(_normalise([geometry]))
@@ -375,37 +305,6 @@ def _number_tokens(text: str) -> list[float] | None:
         return [float(token) for token in tokens]
     except ValueError:
         return None
-
-
-def _geojson_geometries(obj: Mapping[str, Any], *, where: str = "aoi") -> list[BaseGeometry]:
-    kind = obj.get("type")
-    if kind == "FeatureCollection":
-        features = obj.get("features")
-        if not isinstance(features, list) or not features:
-            fix = "add at least one feature with a geometry"
-            raise _error("GeoJSON FeatureCollection has no features", fix=fix, where=where)
-        geometries: list[BaseGeometry] = []
-        for feature in features:
-            if not isinstance(feature, Mapping) or feature.get("type") != "Feature":
-                fix = "make every member of 'features' a GeoJSON Feature"
-                raise _error("GeoJSON FeatureCollection holds a non-Feature", fix=fix, where=where)
-            geometries.extend(_geojson_geometries(feature, where=where))
-        return geometries
-    if kind == "Feature":
-        geometry = obj.get("geometry")
-        if not isinstance(geometry, Mapping):
-            name = f" {obj['id']!r}" if "id" in obj else ""
-            fix = "give the feature a geometry, or remove it"
-            raise _error(f"GeoJSON Feature{name} has no geometry", fix=fix, where=where)
-        return _geojson_geometries(geometry, where=where)
-    if kind in _GEOJSON_TYPES:
-        try:
-            return [shape(obj)]
-        except _SHAPE_ERRORS as exc:
-            fix = "give 'coordinates' as [lon, lat] positions; close rings, 4 positions or more"
-            raise _error(f"invalid GeoJSON {kind}: {exc}", fix=fix, where=where) from None
-    what = f"not a GeoJSON geometry, Feature or FeatureCollection (type {kind!r})"
-    raise _error(what, where=where)
 
 
 # --- bbox ----------------------------------------------------------------------------------------
@@ -481,7 +380,7 @@ def _normalise_one(geometry: BaseGeometry) -> BaseGeometry:
         return members[0] if len(members) == 1 else shapely.union_all(members)
     geometry = shapely.force_2d(geometry)
     _check_coordinates(geometry)
-    split, repairs = _split(geometry)
+    split, repairs = antimeridian.split(geometry)
     if isinstance(geometry, Polygon | MultiPolygon):
         if not split.is_empty and not split.is_valid:  # e.g. a MultiPolygon's parts overlap
             repairs.append(explain_validity(split))
@@ -520,77 +419,6 @@ def _check_coordinates(geometry: BaseGeometry) -> None:
         raise _error(f"AOI position ({x:g}, {y:g}) has longitude outside [-180, 180]", fix=fix)
 
 
-def _split(geometry: BaseGeometry) -> tuple[BaseGeometry, list[str]]:
-    """Unwrap, repair and cut every part: ``(geometry, validity problems repaired)``."""
-    pieces: list[BaseGeometry] = []
-    repairs: list[str] = []
-    changed = False
-    for part in _parts(geometry):
-        unwrapped = _unwrap(part)
-        if isinstance(unwrapped, Polygon) and not unwrapped.is_valid:
-            repairs.append(explain_validity(unwrapped))
-            unwrapped = shapely.make_valid(unwrapped, method="structure", keep_collapsed=False)
-        lon_min, _, lon_max, _ = unwrapped.bounds
-        outside = lon_min < -180 or lon_max > 180
-        changed = changed or outside or unwrapped is not part
-        pieces.extend(_cut(unwrapped) if outside else _parts(unwrapped))
-    if not changed:
-        return geometry, repairs
-    dimension = _dimension(geometry)
-    kept = [piece for piece in pieces if _dimension(piece) == dimension and not piece.is_empty]
-    if dimension == 2:
-        return (shapely.union_all(kept) if kept else Polygon()), repairs
-    if dimension == 1:
-        return (kept[0] if len(kept) == 1 else MultiLineString(kept)), repairs
-    return (kept[0] if len(kept) == 1 else MultiPoint(kept)), repairs
-
-
-def _unwrap(part: BaseGeometry) -> BaseGeometry:
-    """The part with longitudes made continuous; ``part`` itself when nothing jumps."""
-    if isinstance(part, LineString):
-        coords = _unwrap_ring(np.asarray(part.coords)[:, :2])
-        return part if coords is None else LineString(coords)
-    if not isinstance(part, Polygon):
-        return part
-    rings = [np.asarray(ring.coords)[:, :2] for ring in (part.exterior, *part.interiors)]
-    unwrapped = [_unwrap_ring(ring) for ring in rings]
-    if all(ring is None for ring in unwrapped):
-        return part
-    shell, *holes = (old if new is None else new for old, new in zip(rings, unwrapped, strict=True))
-    first, last = shell[0], shell[-1]
-    if abs(last[0] - first[0]) >= 180:
-        # A net 360° turn goes round a pole: close the ring along that pole.
-        pole = 90.0 if shell[:, 1].mean() >= 0 else -90.0
-        shell = np.vstack([shell, [[last[0], pole], [first[0], pole], first]])
-    # Holes unwrap on their own; move each by whole turns next to the shell.
-    centre = shell[:, 0].mean()
-    turns = [360.0 * round((centre - hole[:, 0].mean()) / 360.0) for hole in holes]
-    return Polygon(
-        shell, [hole + np.array([turn, 0.0]) for hole, turn in zip(holes, turns, strict=True)]
-    )
-
-
-def _unwrap_ring(xy: np.ndarray) -> np.ndarray | None:
-    step = np.diff(xy[:, 0])
-    turns = np.where(step > 180, -360.0, np.where(step < -180, 360.0, 0.0))
-    if not turns.any():
-        return None
-    out = xy.astype(float, copy=True)
-    out[1:, 0] += np.cumsum(turns)
-    return out
-
-
-def _cut(geometry: BaseGeometry) -> list[BaseGeometry]:
-    """Pieces of an unwrapped geometry in each 360° window, moved into [-180, 180]."""
-    lon_min, _, lon_max, _ = geometry.bounds
-    pieces: list[BaseGeometry] = []
-    for turn in range(math.floor((lon_min + 180) / 360), math.ceil((lon_max - 180) / 360) + 1):
-        piece = geometry.intersection(box(-180 + 360.0 * turn, -90, 180 + 360.0 * turn, 90))
-        if not piece.is_empty:
-            pieces.extend(_parts(affinity.translate(piece, xoff=-360.0 * turn)))
-    return pieces
-
-
 def _segmentize(geometry: AOIGeometry) -> AOIGeometry:
     if isinstance(geometry, Point | MultiPoint):
         return geometry
@@ -598,70 +426,12 @@ def _segmentize(geometry: AOIGeometry) -> AOIGeometry:
     return result
 
 
-def _footprint(footprint: Mapping[str, Any] | BaseGeometry) -> BaseGeometry:
-    geometry: object = footprint
-    what = f"footprint is {_describe(footprint)}, not a geometry"
-    if isinstance(footprint, Mapping):
-        geometry = footprint.get("geometry") if footprint.get("type") == "Feature" else footprint
-        try:
-            geometry = Polygon() if geometry is None else shape(geometry)
-        except _SHAPE_ERRORS as exc:
-            what = f"footprint is not a valid GeoJSON geometry: {exc}"
-    if not isinstance(geometry, BaseGeometry):
-        fix = "give the item's GeoJSON geometry (or a shapely geometry) in lon/lat degrees"
-        raise SceneFormatError(what, where="footprint", fix=fix)
-    if geometry.is_empty:
-        return geometry
-    split, _ = _split(shapely.force_2d(geometry))
-    return split if split.is_valid else shapely.make_valid(split)
-
-
 # --- small helpers -------------------------------------------------------------------------------
-
-
-def _parts(geometry: BaseGeometry) -> list[BaseGeometry]:
-    if hasattr(geometry, "geoms"):
-        return [part for member in geometry.geoms for part in _parts(member)]
-    return [geometry]
-
-
-def _dimension(geometry: BaseGeometry) -> int:
-    return int(shapely.get_dimensions(geometry))
 
 
 def _bounds(parts: list[BaseGeometry]) -> BBox:
     west, south, east, north = np.array([part.bounds for part in parts]).T
     return (float(west.min()), float(south.min()), float(east.max()), float(north.max()))
-
-
-def _lon_extent(geometry: BaseGeometry) -> tuple[float, float, bool]:
-    """``(lon_min, lon_max, crosses)``: the narrowest longitude span, wrapping at ±180°.
-
-    The span is the complement of the widest longitude gap between parts; when that gap is not
-    the one across ±180°, the span crosses the antimeridian (RFC 7946 §5.2, the Fiji example).
-    """
-    merged: list[list[float]] = []
-    for west, east in sorted((float(p.bounds[0]), float(p.bounds[2])) for p in _parts(geometry)):
-        if merged and west <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], east)
-        else:
-            merged.append([west, east])
-    lon_min, lon_max = merged[0][0], merged[-1][1]
-    gaps = [(merged[i][1], merged[i + 1][0]) for i in range(len(merged) - 1)]
-    if not gaps:
-        return lon_min, lon_max, False
-    gap_west, gap_east = max(gaps, key=lambda gap: gap[1] - gap[0])
-    if gap_east - gap_west <= lon_min + 360 - lon_max:
-        return lon_min, lon_max, False
-    return gap_east, gap_west, True
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
 
 
 def _describe(value: object) -> str:
@@ -670,53 +440,3 @@ def _describe(value: object) -> str:
 
 def _short(text: str, limit: int = 80) -> str:
     return repr(text) if len(text) <= limit else repr(text[: limit - 3] + "...")
-
-
-# --- time ----------------------------------------------------------------------------------------
-
-
-def _parse_time(value: object, *, where: str, is_end: bool) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return _as_utc(value, where=where)
-    if isinstance(value, date):
-        return datetime.combine(value, time.max if is_end else time.min, tzinfo=UTC)
-    if not isinstance(value, str):
-        what = f"{where} must be a date, datetime or ISO 8601 string, not {_describe(value)}"
-        raise _error(what, where=where, fix=_TIME_FORMATS)
-    text = value.strip().upper()  # fromisoformat wants "T" and "Z" upper case
-    if text in {"", ".."}:
-        return None
-    try:
-        return _parse_time(date.fromisoformat(text), where=where, is_end=is_end)
-    except ValueError:
-        pass
-    try:
-        return _as_utc(datetime.fromisoformat(text), where=where)
-    except ValueError:
-        raise _error(f"cannot read {where} {value!r}", where=where, fix=_TIME_FORMATS) from None
-
-
-def _as_utc(value: datetime, *, where: str) -> datetime:
-    if value.utcoffset() is None:
-        return value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        what = f"{where} {value.isoformat()} is out of range in UTC"
-        raise _error(what, where=where, fix=_TIME_FORMATS) from None
-
-
-def _check_order(start: datetime | None, end: datetime | None) -> None:
-    if start is not None and end is not None and end < start:
-        what = f"end {_rfc3339(end)} is before start {_rfc3339(start)}"
-        fix = "give an end on or after the start (a date-only end includes its whole day)"
-        raise _error(what, where="end", fix=fix)
-
-
-def _rfc3339(value: datetime | None) -> str:
-    if value is None:
-        return ".."
-    utc = _as_utc(value, where="time").replace(tzinfo=None)
-    return utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds") + "Z"

@@ -1,22 +1,22 @@
-"""Credentials for the data providers, Planetary Computer signing, and redaction of secrets.
+"""Credentials for the data providers.
 
 Three providers need more than an anonymous HTTP GET to hand out data:
 
 - ``earthdata`` (NASA): env ``EARTHDATA_TOKEN`` (sent as ``Authorization: Bearer …``), else the
   netrc line ``machine urs.earthdata.nasa.gov`` (HTTP basic, to the login host).
 - ``dlr`` (DLR EOC): the netrc line ``machine download.geoservice.dlr.de`` (HTTP basic).
-- ``planetary-computer``: nothing needed; blob hrefs get a SAS token (:class:`SasSigner`), whose
-  endpoint takes an optional subscription key from env ``PC_SDK_SUBSCRIPTION_KEY``.
+- ``planetary-computer``: nothing needed; blob hrefs get a SAS token
+  (:class:`~spectraflow.catalog.signing.SasSigner`), whose endpoint takes an optional
+  subscription key from env ``PC_SDK_SUBSCRIPTION_KEY``.
 
 When both ``EARTHDATA_TOKEN`` and a netrc entry exist, the token wins: an environment variable is
 the more deliberate, more local choice (a CI job, a container), as with most tools that read both.
 The netrc file is ``$NETRC`` when set, else ``~/.netrc``.
 
 Readers call :func:`check_credentials` once before a download starts (a missing login fails fast,
-with the exact setup steps) and :func:`require_credentials` / :meth:`SasSigner.sign` right before
-each remote read. Secrets never reach a log line, an error message, an output or a STAC item:
-:class:`Credentials` hides them in its ``repr``, errors name only the provider and the file, and
-:func:`redact` scrubs any text that may hold a signed URL or a header.
+with the exact setup steps) and :func:`require_credentials` right before each remote read.
+:class:`Credentials` hides secrets in its ``repr``, and errors name only the provider and the
+file, never a secret.
 """
 
 from __future__ import annotations
@@ -24,32 +24,22 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import random
-import re
 import stat
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, get_args
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import httpx
-
-from spectraflow.errors import AuthError, CatalogError, ConfigError
+from spectraflow.errors import AuthError, ConfigError
 
 __all__ = [
     "AuthScheme",
     "Credentials",
-    "SasSigner",
     "check_credentials",
     "find_credentials",
-    "redact",
     "require_credentials",
     "scheme_for_href",
-    "unsigned",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,11 +50,12 @@ _SCHEMES: tuple[str, ...] = get_args(AuthScheme)
 
 _EARTHDATA_LOGIN_HOST = "urs.earthdata.nasa.gov"
 _DLR_HOST = "download.geoservice.dlr.de"
-_BLOB_SUFFIX = ".blob.core.windows.net"
 _EARTHDATA_TOKEN_ENV = "EARTHDATA_TOKEN"
-_PC_KEY_ENV = "PC_SDK_SUBSCRIPTION_KEY"
-_PC_KEY_HEADER = "Ocp-Apim-Subscription-Key"
-_PC_TOKEN_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
+
+BLOB_SUFFIX = ".blob.core.windows.net"
+"""Host suffix of Azure blob storage, where Planetary Computer data lives."""
+PC_KEY_ENV = "PC_SDK_SUBSCRIPTION_KEY"
+"""Environment variable with the optional Planetary Computer subscription key."""
 
 # Hosts whose downloads need an Earthdata login. S3 buckets of LP DAAC that need temporary
 # credentials (obtained with an Earthdata login) count too; public buckets do not.
@@ -115,7 +106,8 @@ class Credentials:
         dict of str to str
             ``Authorization: Bearer …`` for a token, ``Authorization: Basic …`` for a login, or
             nothing. Planetary Computer reads are authorised by the SAS token in the URL; its
-            subscription key goes only to the token endpoint (see :class:`SasSigner`).
+            subscription key goes only to the token endpoint (see
+            :class:`~spectraflow.catalog.signing.SasSigner`).
 
         Notes
         -----
@@ -159,7 +151,7 @@ def scheme_for_href(href: str) -> AuthScheme | None:
         return "earthdata"
     if host == _DLR_HOST:
         return "dlr"
-    if host.endswith(_BLOB_SUFFIX):
+    if host.endswith(BLOB_SUFFIX):
         return "planetary-computer"
     return None
 
@@ -195,8 +187,8 @@ def find_credentials(
     _check_scheme(scheme)
     env = os.environ if environ is None else environ
     if scheme == "planetary-computer":
-        key = env.get(_PC_KEY_ENV, "").strip()
-        return Credentials(scheme, token=key, source=_PC_KEY_ENV) if key else None
+        key = env.get(PC_KEY_ENV, "").strip()
+        return Credentials(scheme, token=key, source=PC_KEY_ENV) if key else None
     if scheme == "earthdata":
         token = env.get(_EARTHDATA_TOKEN_ENV, "").strip()
         if token:
@@ -448,269 +440,3 @@ def _netrc_tokens(line: str, lineno: int) -> Iterator[str]:
                 raise _NetrcSyntaxError("unterminated quote", lineno)
             i += 1
         yield "".join(word)
-
-
-# --- Planetary Computer signing ------------------------------------------------------------
-
-
-def unsigned(href: str) -> str:
-    """``href`` without its signature: the query is dropped when it carries one.
-
-    Parameters
-    ----------
-    href
-        A URL, signed (Azure SAS ``sig=``, S3 presigned ``X-Amz-Signature=``, CloudFront
-        ``Signature=``) or not.
-
-    Returns
-    -------
-    str
-        The URL without the signed query; other URLs unchanged.
-    """
-    parts = urlsplit(href)
-    if not parts.query:
-        return href
-    keys = {key.lower() for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
-    if keys & {"sig", "x-amz-signature", "signature"}:
-        return urlunsplit(parts._replace(query=""))
-    return href
-
-
-def _blob_container(href: str) -> tuple[str, str] | None:
-    """(account, container) of an Azure blob URL, or None for any other href."""
-    parts = urlsplit(href)
-    host = (parts.hostname or "").lower()
-    if parts.scheme.lower() not in ("http", "https") or not host.endswith(_BLOB_SUFFIX):
-        return None
-    account = host[: -len(_BLOB_SUFFIX)]
-    container = parts.path.lstrip("/").split("/", 1)[0]
-    if not account or "." in account or not container:
-        return None
-    return account, container
-
-
-class SasSigner:
-    """Sign Azure blob hrefs of the Planetary Computer with SAS tokens, right before a read.
-
-    Tokens come from ``GET {token_url}/{account}/{container}`` and are cached per
-    (account, container) until ``refresh_margin_s`` before they expire. Safe to share between
-    threads: one token request per container at a time.
-
-    Parameters
-    ----------
-    token_url
-        The SAS token endpoint.
-    subscription_key
-        Planetary Computer subscription key, sent as ``Ocp-Apim-Subscription-Key`` to the token
-        endpoint only; default env ``PC_SDK_SUBSCRIPTION_KEY`` (anonymous when unset).
-    timeout
-        Seconds per token request.
-    refresh_margin_s
-        Seconds before expiry at which a cached token is replaced.
-    clock
-        Returns the current time, timezone-aware; default UTC now (inject one in tests).
-
-    Examples
-    --------
-    >>> signer = SasSigner()
-    >>> href = signer.sign(scene.assets["B04"])  # doctest: +SKIP
-    >>> # after HTTP 403 on a read: signer.invalidate(href); href = signer.sign(href)
-    """
-
-    _attempts = 4
-    _backoff_s = 0.25
-    _max_wait_s = 10.0
-
-    def __init__(
-        self,
-        *,
-        token_url: str = _PC_TOKEN_URL,
-        subscription_key: str | None = None,
-        timeout: float = 30.0,
-        refresh_margin_s: float = 300.0,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        self._token_url = token_url.rstrip("/")
-        if subscription_key is None:
-            subscription_key = os.environ.get(_PC_KEY_ENV, "").strip() or None
-        self._key = subscription_key
-        self._timeout = timeout
-        self._margin = timedelta(seconds=refresh_margin_s)
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._lock = threading.Lock()
-        self._tokens: dict[tuple[str, str], tuple[str, datetime]] = {}
-        self._fetch_locks: dict[tuple[str, str], threading.Lock] = {}
-
-    def __repr__(self) -> str:
-        keyed = "with" if self._key else "without"
-        return f"SasSigner(token_url={self._token_url!r}, {keyed} subscription key)"
-
-    def sign(self, href: str) -> str:
-        """``href`` with a valid SAS token in its query; non-blob hrefs unchanged.
-
-        Parameters
-        ----------
-        href
-            An asset href; an already signed one is signed afresh from its unsigned form.
-
-        Returns
-        -------
-        str
-            The signed href. Use it for one read; never store it.
-
-        Raises
-        ------
-        CatalogError
-            The token endpoint failed (an :class:`AuthError` when it refused the key).
-        """
-        key = _blob_container(href)
-        if key is None:
-            return href
-        token = self._token(key)
-        parts = urlsplit(unsigned(href))
-        query = f"{parts.query}&{token}" if parts.query else token
-        return urlunsplit(parts._replace(query=query))
-
-    def invalidate(self, href: str) -> None:
-        """Forget the cached token of ``href``'s container, e.g. after HTTP 403 on a read.
-
-        Parameters
-        ----------
-        href
-            Any href of the container, signed or not; non-blob hrefs are ignored.
-        """
-        key = _blob_container(href)
-        if key is not None:
-            with self._lock:
-                self._tokens.pop(key, None)
-
-    def _cached(self, key: tuple[str, str]) -> str | None:
-        with self._lock:
-            hit = self._tokens.get(key)
-        if hit is not None and self._clock() < hit[1] - self._margin:
-            return hit[0]
-        return None
-
-    def _token(self, key: tuple[str, str]) -> str:
-        token = self._cached(key)
-        if token is not None:
-            return token
-        with self._lock:
-            fetch_lock = self._fetch_locks.setdefault(key, threading.Lock())
-        with fetch_lock:
-            # Another thread may have fetched it while this one waited.
-            token = self._cached(key)
-            if token is not None:
-                return token
-            token, expiry = self._fetch(key)
-            with self._lock:
-                self._tokens[key] = (token, expiry)
-            return token
-
-    def _fetch(self, key: tuple[str, str]) -> tuple[str, datetime]:
-        url = f"{self._token_url}/{key[0]}/{key[1]}"
-        headers = {_PC_KEY_HEADER: self._key} if self._key else {}
-        fix = "check network access to the token URL, or retry later"
-        failure = "no answer"
-        # No redirects: the subscription key must not travel to another host.
-        with httpx.Client(timeout=self._timeout, follow_redirects=False) as client:
-            for attempt in range(self._attempts):
-                wait = self._backoff_s * 2**attempt * (1 + random.random() / 4)
-                try:
-                    response = client.get(url, headers=headers)
-                except httpx.TransportError as exc:
-                    failure = type(exc).__name__
-                else:
-                    if response.status_code == 200:
-                        return self._parse(response, url)
-                    if response.status_code in (401, 403):
-                        raise AuthError(
-                            f"the Planetary Computer token endpoint refused the request "
-                            f"(HTTP {response.status_code})",
-                            where=url,
-                            fix=f"check or unset the subscription key in {_PC_KEY_ENV}",
-                        )
-                    failure = f"HTTP {response.status_code}"
-                    if response.status_code != 429 and response.status_code < 500:
-                        break
-                    wait = max(wait, _retry_after(response, self._max_wait_s))
-                if attempt + 1 < self._attempts:
-                    logger.info("SAS token request to %s failed (%s), retrying", url, failure)
-                    time.sleep(wait)
-        raise CatalogError(f"could not get a SAS token ({failure})", where=url, fix=fix)
-
-    def _parse(self, response: httpx.Response, url: str) -> tuple[str, datetime]:
-        try:
-            body = response.json()
-            token = body["token"]
-            expiry = datetime.fromisoformat(body["msft:expiry"])
-            if not isinstance(token, str) or not token.lstrip("?"):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            # The body may hold a token: never quote it.
-            raise CatalogError(
-                "unexpected SAS token response: want JSON with 'token' and 'msft:expiry'",
-                where=url,
-                fix="check that token_url points at a Planetary Computer SAS endpoint",
-            ) from None
-        if expiry.tzinfo is None:
-            expiry = expiry.replace(tzinfo=UTC)
-        logger.debug("got a SAS token from %s, valid until %s", url, expiry.isoformat())
-        return token.lstrip("?"), expiry
-
-
-def _retry_after(response: httpx.Response, cap: float) -> float:
-    try:
-        return min(float(response.headers.get("Retry-After", "0")), cap)
-    except ValueError:
-        return 0.0
-
-
-# --- Redaction ------------------------------------------------------------------------------
-
-# Query parameters whose values are secret (Azure SAS, S3 presigned, CloudFront, OAuth), as a
-# regex alternation.
-_SECRET_PARAMS = (
-    "sig|se|st|skoid|sktid|skt|ske|sks|skv|token|access_token|refresh_token|id_token|password"
-    "|api_key|apikey|client_secret|subscription-key|X-Amz-Signature|X-Amz-Credential"
-    "|X-Amz-Security-Token|Signature|Key-Pair-Id|Policy"
-)
-# A key starts a query parameter (or a token string): no word character right before it.
-_PARAM_RE = re.compile(
-    r"(?<![\w.~%-])(" + _SECRET_PARAMS + r")=[^&\s#\"'<>\\]*",
-    re.IGNORECASE,
-)
-_USERINFO_RE = re.compile(r"(?<=://)[^\s/?#@\"'<>]+@")
-_AUTH_HEADER_RE = re.compile(
-    r"(authorization[\"']?\s*[:=]\s*[\"']?\s*[A-Za-z][\w-]*\s+)[^\s\"',}]+", re.IGNORECASE
-)
-_KEY_HEADER_RE = re.compile(
-    r"((?:ocp-apim-subscription-key|x-amz-security-token)[\"']?\s*[:=]\s*[\"']?\s*)[^\s\"',}]+",
-    re.IGNORECASE,
-)
-_BEARER_RE = re.compile(r"(\bBearer\s+)[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """``text`` with every secret it may hold replaced by ``***``.
-
-    Covers URL userinfo (``user:pass@`` → ``***@``), SAS and presigned query values (``sig``,
-    ``se``, ``st``, ``skoid`` …, ``X-Amz-Signature``, ``X-Amz-Credential``,
-    ``X-Amz-Security-Token``, CloudFront ``Signature``/``Key-Pair-Id``/``Policy``, ``token``,
-    ``access_token`` …), ``Authorization`` and subscription-key headers, and bearer tokens.
-
-    Parameters
-    ----------
-    text
-        A log line, an error message, a URL.
-
-    Returns
-    -------
-    str
-        The text, secrets masked; redacting twice changes nothing.
-    """
-    text = _USERINFO_RE.sub("***@", text)
-    text = _PARAM_RE.sub(lambda m: f"{m.group(1)}=***", text)
-    text = _AUTH_HEADER_RE.sub(r"\1***", text)
-    text = _KEY_HEADER_RE.sub(r"\1***", text)
-    return _BEARER_RE.sub(r"\1***", text)

@@ -19,7 +19,7 @@ import requests
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 
-from spectraflow.catalog.auth import redact
+from spectraflow.catalog.redaction import redact
 
 __all__ = ["RETRY_STATUS", "RetryingStacIO"]
 

@@ -25,9 +25,9 @@ import pystac
 from pystac.utils import str_to_datetime
 from shapely.geometry import shape
 
-from spectraflow.catalog.auth import unsigned
 from spectraflow.catalog.providers import provider_for_href
 from spectraflow.catalog.scene import Scene, Sensor
+from spectraflow.catalog.signing import unsigned
 from spectraflow.errors import SceneFormatError
 from spectraflow.sensors import emit, enmap, sentinel2
 from spectraflow.sensors.bands import BandTable

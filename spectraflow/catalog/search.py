@@ -18,12 +18,13 @@ from pystac_client import Client
 from pystac_client.exceptions import APIError
 from shapely.geometry import shape
 
-from spectraflow.catalog.aoi import AOI, AOILike, parse_aoi, parse_time_range, stac_datetime
-from spectraflow.catalog.auth import redact
+from spectraflow.catalog.aoi import AOI, AOILike, parse_aoi
 from spectraflow.catalog.http import RetryingStacIO
 from spectraflow.catalog.normalise import scene_from_item
 from spectraflow.catalog.providers import Provider, resolve_providers
+from spectraflow.catalog.redaction import redact
 from spectraflow.catalog.scene import SENSORS, Scene
+from spectraflow.catalog.timerange import parse_time_range, stac_datetime
 from spectraflow.config import Settings
 from spectraflow.errors import CatalogError, QueryError, SceneFormatError
 

@@ -25,12 +25,8 @@ from pystac_client.exceptions import APIError
 from shapely.geometry import box, shape
 
 from spectraflow.catalog import server as server_module
-from spectraflow.catalog.server import (
-    DEFAULT_COLLECTION,
-    LocalCatalog,
-    LocalStacServer,
-    serve_forever,
-)
+from spectraflow.catalog.server import LocalStacServer, serve_forever
+from spectraflow.catalog.store import DEFAULT_COLLECTION, LocalCatalog
 from spectraflow.errors import CatalogError, ConfigError, SceneFormatError
 from spectraflow.simulate import simulate_scene
 
