@@ -7,6 +7,7 @@ is the registry; ``LocalCatalog`` and ``serve_forever`` run a local STAC API wit
 
 from spectraflow.catalog.aoi import AOI, BBox, parse_aoi
 from spectraflow.catalog.auth import check_credentials
+from spectraflow.catalog.lookup import find_scene
 from spectraflow.catalog.normalise import scene_from_item
 from spectraflow.catalog.providers import Provider, providers
 from spectraflow.catalog.redaction import redact
@@ -28,6 +29,7 @@ __all__ = [
     "Scene",
     "Sensor",
     "check_credentials",
+    "find_scene",
     "parse_aoi",
     "parse_time_range",
     "providers",

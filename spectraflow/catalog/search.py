@@ -71,7 +71,8 @@ def _cloud_query(provider: Provider, max_cloud: float | None) -> dict[str, Any]:
     }
 
 
-def _open(provider: Provider) -> Client:
+def open_client(provider: Provider) -> Client:
+    """A pystac-client ``Client`` for ``provider`` that retries every request."""
     io = RetryingStacIO(
         max_retries=provider.max_retries,
         backoff_s=provider.backoff_s,
@@ -80,14 +81,15 @@ def _open(provider: Provider) -> Client:
     try:
         client = Client.open(provider.url, stac_io=io)
     except APIError as exc:
-        raise _unreachable(provider, exc) from None
+        raise unreachable(provider, exc) from None
     if not client.conforms_to("ITEM_SEARCH"):
         # Some APIs (older CMR-STAC deployments) serve /search without declaring it.
         client.add_conforms_to("ITEM_SEARCH")
     return client
 
 
-def _unreachable(provider: Provider, exc: Exception) -> CatalogError:
+def unreachable(provider: Provider, exc: Exception) -> CatalogError:
+    """The error for a provider that failed after its retries (message redacted)."""
     return CatalogError(
         f"{provider.title or provider.name} did not answer: {redact(str(exc))}",
         where=f"provider {provider.name} ({provider.url})",
@@ -104,7 +106,7 @@ def _items(
     max_cloud: float | None,
     limit: int | None,
 ) -> Iterator[dict[str, Any]]:
-    client = _open(provider)
+    client = open_client(provider)
     # With a server-side sort the first `limit` items are the earliest: no need to read on.
     sortable = limit is not None and _SORT_CONFORMANCE in client.to_dict().get("conformsTo", [])
     for bbox in aoi.bboxes:
@@ -120,7 +122,7 @@ def _items(
         try:
             yield from search.items_as_dicts()
         except APIError as exc:
-            raise _unreachable(provider, exc) from None
+            raise unreachable(provider, exc) from None
 
 
 def _centre(scene: Scene) -> tuple[float, float]:
