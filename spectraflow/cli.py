@@ -505,3 +505,88 @@ def catalog_serve(
             backend=backend,  # type: ignore[arg-type]
             on_ready=ready,
         )
+
+
+def _dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+@app.command()
+def ingest(
+    scene: Annotated[
+        str,
+        typer.Argument(
+            metavar="ITEM_OR_SCENE_ID",
+            help="A STAC item file or URL, or a scene id to look up at the providers.",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="DIR", file_okay=False, help="Where cubes are written."
+        ),
+    ],
+    provider: Annotated[
+        list[str] | None,
+        typer.Option("--provider", "-p", metavar="NAME|URL", help="Where to look up a scene id."),
+    ] = None,
+    resolution: Annotated[
+        int, typer.Option(metavar="M", help="Sentinel-2 grid in metres: 10 or 20.")
+    ] = 20,
+    int16: Annotated[
+        bool, typer.Option("--int16", help="Store reflectance as int16 × 1e-4 (half the size).")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a cube written with other inputs.")
+    ] = False,
+) -> None:
+    """Write one scene into a chunked, georeferenced Zarr v3 cube (<out>/<scene id>.zarr).
+
+    Running it again with the same parameters does nothing; an interrupted ingest resumes.
+    """
+    names = [p.strip() for entry in provider or [] for p in entry.split(",") if p.strip()]
+    with _reporting_errors():
+        import time
+
+        from dask.callbacks import Callback
+
+        from spectraflow.catalog import find_scene
+        from spectraflow.cube import ingest as run_ingest
+        from spectraflow.cube import open_cube
+
+        found = find_scene(scene, providers=names or None)
+        started = time.perf_counter()
+        with _progress_bar() as bar:
+            task = bar.add_task(f"ingest {found.sensor} {found.id[:40]}", total=None)
+
+            class _Tasks(Callback):  # dask callbacks → the rich bar
+                def _start_state(self, dsk: Any, state: Any) -> None:
+                    bar.update(task, total=sum(len(state[k]) for k in ("ready", "waiting")))
+
+                def _posttask(self, *args: Any) -> None:
+                    bar.advance(task)
+
+            with _Tasks():
+                url = run_ingest(
+                    found,
+                    out=out,
+                    resolution=resolution,
+                    encoding_dtype="int16" if int16 else "float32",
+                    overwrite=overwrite,
+                )
+        elapsed = time.perf_counter() - started
+        cube = open_cube(url)
+        table = Table(title="Cube", title_justify="left", show_header=False)
+        table.add_row("url", url)
+        table.add_row("sensor / scene", f"{found.sensor} / {found.id}")
+        table.add_row(
+            "bands",
+            f"{cube.sizes['band']} ({float(cube.wavelength.min()):.0f}–"
+            f"{float(cube.wavelength.max()):.0f} nm)",
+        )
+        grid = " × ".join(f"{cube.sizes[d]} {d}" for d in cube.reflectance.dims[1:])
+        crs = cube.rio.crs or "sensor geometry (GLT to EPSG:4326)"
+        table.add_row("grid", f"{grid}, {crs}")
+        table.add_row("size on disk", f"{_dir_size(Path(url)) / 2**20:.1f} MiB")
+        table.add_row("time", f"{elapsed:.1f} s")
+        _stdout().print(table)

@@ -1,5 +1,7 @@
 """Zarr v3 cubes: one georeferenced, chunked and sharded group per scene.
 
+- :func:`ingest` opens a :class:`~spectraflow.catalog.Scene` with its sensor's reader and writes
+  its cube under a directory, recording provenance (source item, input checksums, parameters).
 - :func:`write_cube` writes a reader Dataset (``spectraflow.sensors``) as a cube: template
   first, then shard-owning region writes, a completion marker last; idempotent and resumable.
 - :func:`open_cube` opens a complete cube lazily with decoded float32 reflectance and a
@@ -11,7 +13,8 @@ Layout rules are in :mod:`spectraflow.cube.layout`, georeferencing attributes in
 
 from __future__ import annotations
 
+from spectraflow.cube.ingest import ingest
 from spectraflow.cube.read import open_cube
 from spectraflow.cube.write import write_cube
 
-__all__ = ["open_cube", "write_cube"]
+__all__ = ["ingest", "open_cube", "write_cube"]

@@ -1,0 +1,52 @@
+"""``ingest`` from the library and the CLI: scenes of every sensor into cubes read back right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from spectraflow.catalog import find_scene
+from spectraflow.cli import app
+from spectraflow.cube import ingest, open_cube
+from spectraflow.errors import AuthError
+from spectraflow.sensors.read import open_scene
+from spectraflow.simulate import simulate_scene
+
+
+@pytest.mark.parametrize("sensor", ["emit", "enmap", "sentinel2"])
+def test_cube_equals_the_reader_and_second_ingest_is_a_no_op(tmp_path, sensor):
+    scene = find_scene(simulate_scene(sensor, out=tmp_path / "src", size="tiny").item_path)
+    url = ingest(scene, out=tmp_path / "cubes")
+    cube, source = open_cube(url), open_scene(scene)
+    np.testing.assert_array_equal(cube.reflectance.values, source.reflectance.values)
+    np.testing.assert_array_equal(cube.valid.values, source.valid.values)
+    np.testing.assert_allclose(cube.wavelength.values, scene.bands.wavelengths)
+    assert cube.attrs["scene_id"] == scene.id and cube.attrs["source_item"] == scene.item_href
+    assert all(v.startswith("size=") for v in cube.attrs["source_checksums"].values())
+    if sensor != "emit":
+        assert cube.rio.crs == source.rio.crs and cube.rio.transform() == source.rio.transform()
+    marker = max(p.stat().st_mtime_ns for p in (tmp_path / "cubes").rglob("*") if p.is_file())
+    assert ingest(scene, out=tmp_path / "cubes") == url
+    after = max(p.stat().st_mtime_ns for p in (tmp_path / "cubes").rglob("*") if p.is_file())
+    assert after == marker  # nothing rewritten
+
+
+def test_protected_inputs_fail_before_any_download(tmp_path, monkeypatch):
+    scene = find_scene(simulate_scene("enmap", out=tmp_path, size="tiny").item_path)
+    remote = {role: f"https://download.geoservice.dlr.de/ENMAP/{role}.TIF" for role in scene.assets}
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    with pytest.raises(AuthError, match=r"download\.geoservice\.dlr\.de"):
+        ingest(scene.model_copy(update={"assets": remote}), out=tmp_path / "cubes")
+    assert not (tmp_path / "cubes").exists()
+
+
+def test_cli_ingest_prints_a_summary(tmp_path):
+    item = simulate_scene("sentinel2", out=tmp_path / "src", size="tiny").item_path
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(
+        app, ["ingest", str(item), "--out", str(tmp_path / "cubes"), "--resolution", "10"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "12 (443–2190 nm)" in result.stdout and "EPSG:" in result.stdout
+    cube = open_cube(next((tmp_path / "cubes").glob("*.zarr")))
+    assert cube.rio.transform().a == 10.0
