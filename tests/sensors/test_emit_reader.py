@@ -1,13 +1,8 @@
 from __future__ import annotations
 
-import io
 import pickle
-import re
 import shutil
-import threading
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -290,40 +285,10 @@ def test_missing_assets_files_and_variables(scene: Scene, tmp_path: Path) -> Non
         open_emit(scene, chunks=0)
 
 
-class RangeHandler(SimpleHTTPRequestHandler):
-    """Static files with single-range GET support, as object stores serve them."""
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def send_head(self):  # type: ignore[no-untyped-def]
-        match = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
-        path = Path(self.translate_path(self.path))
-        if match is None or not path.is_file():
-            return super().send_head()
-        size = path.stat().st_size
-        start, stop = int(match[1]), min(int(match[2]), size - 1)
-        with path.open("rb") as fh:
-            fh.seek(start)
-            data = fh.read(stop - start + 1)
-        self.send_response(206)
-        self.send_header("Content-Range", f"bytes {start}-{stop}/{size}")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        return io.BytesIO(data)
-
-
 @pytest.fixture
-def served(scene: Scene) -> Iterator[str]:
-    root = Path(scene.assets["data"]).parent
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(RangeHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def served(scene: Scene, range_server) -> Iterator[str]:
+    with range_server(Path(scene.assets["data"]).parent) as url:
+        yield url
 
 
 def test_reads_over_http_range_requests(scene: Scene, served: str) -> None:
