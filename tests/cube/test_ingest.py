@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
 import numpy as np
 import pytest
+import xarray as xr
 from typer.testing import CliRunner
 
 from spectraflow.catalog import find_scene
 from spectraflow.cli import app
 from spectraflow.cube import ingest, open_cube
-from spectraflow.errors import AuthError
+from spectraflow.errors import AuthError, CubeError
 from spectraflow.sensors.read import open_scene
 from spectraflow.simulate import simulate_scene
 
@@ -50,3 +58,51 @@ def test_cli_ingest_prints_a_summary(tmp_path):
     assert "12 (443–2190 nm)" in result.stdout and "EPSG:" in result.stdout
     cube = open_cube(next((tmp_path / "cubes").glob("*.zarr")))
     assert cube.rio.transform().a == 10.0
+
+
+# A real `spectraflow ingest` process whose region writes are slowed down, so that the test can
+# kill it between two regions; nothing else about the ingest is changed.
+_SLOW_INGEST = textwrap.dedent(
+    """
+    import sys, time
+    import spectraflow.cube.write as write
+    from spectraflow.cli import app
+
+    region = write._write_region
+    def slowly(*args):
+        done = region(*args)
+        time.sleep(2.0)
+        return done
+    write._write_region = slowly
+    app(["ingest", sys.argv[1], "--out", sys.argv[2]])
+    """
+)
+
+
+def test_ingest_killed_mid_write_resumes_to_the_clean_cube(tmp_path):
+    item = simulate_scene("enmap", out=tmp_path / "src", size="demo").item_path  # 2 × 2 shards
+    scene = find_scene(item)
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    env = {**os.environ, "DASK_SCHEDULER": "synchronous"}  # one region at a time
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_INGEST, str(item), str(killed)], env=env)
+    progress = killed / f"{scene.id}.zarr" / "_spectraflow_progress" / "y_x"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if progress.is_dir() and os.listdir(progress):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the ingest finished (or died) before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert 1 <= len(os.listdir(progress)) < 4
+    with pytest.raises(CubeError, match="incomplete"):
+        open_cube(killed / f"{scene.id}.zarr")
+
+    resumed = open_cube(ingest(scene, out=killed))
+    reference = open_cube(ingest(scene, out=clean))
+    xr.testing.assert_identical(resumed, reference)
+    np.testing.assert_array_equal(resumed.reflectance.values, reference.reflectance.values)
+    assert resumed.attrs == reference.attrs
