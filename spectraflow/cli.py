@@ -590,3 +590,64 @@ def ingest(
         table.add_row("size on disk", f"{_dir_size(Path(url)) / 2**20:.1f} MiB")
         table.add_row("time", f"{elapsed:.1f} s")
         _stdout().print(table)
+
+
+models_app = typer.Typer(
+    help="The models spectraflow can run: their cards (inputs, outputs, weights).",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List the registered models with their task, input and outputs."""
+    with _reporting_errors():
+        from spectraflow.models import list_models
+
+        table = Table(title="Models", title_justify="left")
+        for column in ("name", "task", "input", "outputs", "version"):
+            table.add_column(column, overflow="fold")
+        for card in list_models():
+            contract = card.input
+            wanted = (
+                "{:.0f}–{:.0f} nm".format(*contract.wavelength_range_nm)
+                if contract.wavelength_range_nm
+                else f"{len(contract.wavelengths_nm or ())} bands"
+            )
+            outputs = ", ".join(f"{v.name} ({v.units})" for v in card.output.variables)
+            table.add_row(card.name, card.task, wanted, outputs, card.version)
+        _stdout().print(table)
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="Model name (see 'models list').")],
+) -> None:
+    """Print a model's whole card: what it needs, what it gives, its weights and references."""
+    with _reporting_errors():
+        from spectraflow.models import get_card
+
+        card = get_card(name)
+        out = _stdout()
+        out.print(f"[bold]{card.name}[/] {card.version} — {escape(card.title)}")
+        out.print(escape(card.summary.strip()), soft_wrap=True)
+        out.print(f"\n[bold]task[/] {card.task}   [bold]licence[/] {escape(card.licence)}")
+        out.print("[bold]input[/]")
+        for key, value in card.input.model_dump(exclude_none=True).items():
+            out.print(f"  {key}: {escape(str(value))}")
+        out.print(f"  halo (px): {card.input.halo}")
+        out.print("[bold]output[/]")
+        for var in card.output.variables:
+            out.print(f"  {var.name} ({var.units}): {escape(var.description)}")
+        for cls in card.output.classes:
+            out.print(f"  class {cls.value} {escape(cls.name)} {cls.colour}")
+        weights = card.weights
+        out.print(
+            "[bold]weights[/] "
+            + (f"{weights.file} sha256 {weights.sha256}" if weights else "none (no training)")
+        )
+        if card.options:
+            out.print("[bold]options[/] " + ", ".join(f"{k}={v}" for k, v in card.options.items()))
+        for ref in card.references:
+            out.print(f"  • {escape(ref)}", soft_wrap=True)

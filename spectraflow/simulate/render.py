@@ -15,12 +15,12 @@ from functools import cache, cached_property
 
 import numpy as np
 
+from spectraflow.sensors.absorption import ch4_log_transmittance
 from spectraflow.sensors.bands import BandTable
 from spectraflow.simulate.noise import Fractal
 from spectraflow.simulate.spectra import (
     GRID_NM,
     apply_ch4,
-    ch4_log_transmittance,
     cloud_reflectance,
     earthlib_library,
     resample,

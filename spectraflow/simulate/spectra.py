@@ -11,38 +11,15 @@ responses and apply them with Beer–Lambert, interpolating linearly in ``c`` be
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cache
-from importlib.util import find_spec
-from pathlib import Path
 
 import numpy as np
 
-from spectraflow.errors import SimulationError
+from spectraflow.sensors.absorption import CH4_LEVELS_PPM_M, envi_header, package_dir
 from spectraflow.sensors.bands import BandTable, gaussian_response
 
 GRID_NM = np.arange(350.0, 2550.0 + 1e-9, 5.0)
-CH4_LEVELS_PPM_M = np.array([0.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0])
-
-
-def _read_envi_header(text: str) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for match in re.finditer(r"^\s*([\w ]+?)\s*=\s*(\{[^}]*\}|[^\n]*)", text, re.MULTILINE):
-        fields[match.group(1).strip().lower()] = match.group(2).strip().strip("{}").strip()
-    return fields
-
-
-def package_dir(name: str) -> Path:
-    """Directory of an installed package, found without importing it (mag1c imports torch)."""
-    spec = find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise SimulationError(
-            f"the {name} package is not installed",
-            where=name,
-            fix="install spectraflow with its dependencies (pip install spectraflow)",
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 @dataclass(frozen=True)
@@ -62,7 +39,7 @@ class SpectralLibrary:
 def earthlib_library() -> SpectralLibrary:
     """Load earthlib's ``spectra.sli`` (ENVI spectral library) onto the 5 nm grid."""
     data = package_dir("earthlib") / "data"
-    header = _read_envi_header((data / "spectra.sli.hdr").read_text())
+    header = envi_header((data / "spectra.sli.hdr").read_text())
     raw = (data / "spectra.sli").read_bytes()
     table = (data / "spectra.csv").read_text().strip().splitlines()
     wavelengths = np.array([float(w) for w in header["wavelength"].split(",")])
@@ -129,37 +106,6 @@ def cloud_reflectance() -> np.ndarray:
         -0.5 * ((wl - 2.02) / 0.09) ** 2
     )
     return np.clip(base - dips, 0.05, 1.0)
-
-
-@cache
-def _ch4_lut() -> tuple[np.ndarray, np.ndarray]:
-    pkg = package_dir("mag1c")
-    header = _read_envi_header((pkg / "ch4.hdr").read_text())
-    raw = (pkg / "ch4.lut").read_bytes()
-    wavelengths = np.array([float(w) for w in header["wavelength"].split(",")])
-    n_bands, n_samples = int(header["bands"]), int(header["samples"])
-    dtype = {"4": "<f4", "5": "<f8"}[header["data type"]]
-    # BSQ with one line: (bands, samples) = (wavelength, concentration level).
-    radiance = np.frombuffer(raw, dtype=dtype).reshape(n_bands, n_samples).astype(np.float64)
-    return wavelengths, radiance
-
-
-@cache
-def ch4_log_transmittance(bands: BandTable) -> np.ndarray:
-    """Band-averaged CH4 log-transmittance, shape (len(CH4_LEVELS_PPM_M), n_bands).
-
-    Bands outside the table's 1400–2522 nm (by more than three sigma) do not absorb.
-    """
-    wavelengths, radiance = _ch4_lut()
-    centre, fwhm = bands.wavelengths, bands.fwhms
-    sigma = fwhm / 2.3548
-    inside = (centre + 3 * sigma > wavelengths[0]) & (centre - 3 * sigma < wavelengths[-1])
-    out = np.zeros((len(CH4_LEVELS_PPM_M), len(bands)))
-    if inside.any():
-        response = gaussian_response(wavelengths, centre[inside], fwhm[inside])
-        band_rad = radiance.T @ response  # (levels, n_inside)
-        out[:, inside] = np.log(band_rad / band_rad[0])
-    return out
 
 
 def apply_ch4(reflectance: np.ndarray, ppm_m: np.ndarray, log_t: np.ndarray) -> np.ndarray:

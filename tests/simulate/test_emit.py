@@ -18,11 +18,11 @@ import pystac.validation
 import pytest
 from scipy import ndimage
 
+from spectraflow.sensors.absorption import CH4_LEVELS_PPM_M, ch4_log_transmittance
 from spectraflow.sensors.emit import MASK_BANDS, WATER_VAPOUR_NM, emit_band_table
 from spectraflow.simulate import emit
 from spectraflow.simulate.emit_geometry import OrthoGrid
 from spectraflow.simulate.scene import SimulatedScene, simulate_scene
-from spectraflow.simulate.spectra import CH4_LEVELS_PPM_M, ch4_log_transmittance
 from spectraflow.simulate.world import PRESETS
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "real-data" / "emit"

@@ -1,14 +1,13 @@
 import numpy as np
 import pytest
 
+from spectraflow.sensors.absorption import CH4_LEVELS_PPM_M, ch4_log_transmittance
 from spectraflow.sensors.emit import emit_band_table
 from spectraflow.sensors.sentinel2 import sentinel2_band_table
 from spectraflow.simulate.render import NOISE, Conditions, class_endmembers, render
 from spectraflow.simulate.spectra import (
-    CH4_LEVELS_PPM_M,
     GRID_NM,
     apply_ch4,
-    ch4_log_transmittance,
     earthlib_library,
     resample,
     water_reflectance,

@@ -1,0 +1,259 @@
+"""Matched-filter mathematics in torch (pure: tensors in, tensors out; CPU or CUDA alike).
+
+Data come in *groups* of pixels that share statistics, laid out as ``x`` with shape
+``(G, N, b)``: G groups (EMIT detector columns, or one group for a whole scene), N pixels each,
+b bands. ``use`` (G, N) marks the pixels that enter the statistics (clear, dry, unsaturated);
+every pixel gets an answer.
+
+The model (mag1c's, Foote et al. 2020) for a pixel with enhancement c is ``x ≈ μ + R·c·t`` with
+``t = k ⊙ μ`` (unit absorption ``k`` times the group mean) and ``R = xᵀμ / μᵀμ`` the pixel's
+albedo relative to the mean (1 without albedo correction). The filter answer is::
+
+    α = ((x − μ)ᵀ C⁻¹ t − λ) / (R · tᵀ C⁻¹ t)            λ = 0 on the first step
+
+with ``C`` the covariance (optionally shrunk towards its diagonal), by a Cholesky solve. The
+robust variant (``iterations > 0``) repeats: remove each used pixel's own signal ``a = R·α``
+from the data, recompute μ, t and C, and reweight the L1 sparsity penalty
+``λ = 1 / (R (α + ε))``, clipping α at 0. Removing the signal changes the sums exactly, by a
+rank-2 term::
+
+    Σ (x − a t)(x − a t)ᵀ = Σ x xᵀ − t (Σ a x)ᵀ − (Σ a x) tᵀ + (Σ a²) t tᵀ
+
+so an iteration costs O(N b) (two matrix-vector products per pixel) instead of the O(N b²)
+covariance recomputation of mag1c. ``Σ x xᵀ`` is formed once, in float64, from float32 data.
+
+Everything a pixel's answer depends on, apart from the pixel itself, is per-group and per-step:
+μ_j, C_j⁻¹t_j and t_jᵀC_j⁻¹t_j (:class:`FilterStatistics`). So a first pass over the scene
+computes them, and :func:`apply_filter` then replays the steps on any tile and gets exactly the
+first pass's answer. Units follow mag1c: ``k`` is scaled by 10⁵ inside (its sparsity weights and
+clamps are defined in those units), answers are scaled back to ppm·m.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = [
+    "SCALE",
+    "FilterSettings",
+    "FilterStatistics",
+    "apply_filter",
+    "concat_statistics",
+    "filter_statistics",
+]
+
+SCALE = 1e5
+"""mag1c's template scaling: α is computed in units of 10⁵ ppm·m."""
+
+_EPS = 1e-9  # mag1c's epsilon in the sparsity weights
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    """How the filter runs.
+
+    Parameters
+    ----------
+    iterations
+        Reweighted-L1 iterations after the first step (0: single pass, EMIT production style).
+    albedo
+        Divide by the pixel's albedo factor R (mag1c's albedo correction).
+    nonnegative
+        Clip answers at 0.
+    sparse
+        Reweighted-L1 sparsity penalty in the iterations.
+    shrinkage
+        Coefficient in [0, 1] pulling the covariance towards its diagonal (mag1c's ``alpha``;
+        0: none). Small values guard against singular covariances; on reflectance, whose
+        band variances are dominated by smooth surface spectra, even 10⁻² raises the noise
+        several-fold (docs/models.md), so the production default is 10⁻⁴.
+    covariance_update
+        Fraction of each pixel's signal removed from the statistics per iteration (mag1c: 1).
+    """
+
+    iterations: int = 0
+    albedo: bool = False
+    nonnegative: bool = False
+    sparse: bool = True
+    shrinkage: float = 1e-4
+    covariance_update: float = 1.0
+
+
+@dataclass(frozen=True)
+class FilterStatistics:
+    """Per-group statistics of every step, float64 (``S`` = iterations + 1 steps).
+
+    ``mean`` (S, G, b), ``cit`` = C⁻¹t (S, G, b), ``norm`` = tᵀC⁻¹t (S, G) and ``noise``, the
+    standard deviation of a background answer (S, G), in the scaled units; ``count`` (G,)
+    pixels used; ``ok`` (G,) False where a group had too few pixels or a singular covariance
+    (its answers are NaN).
+    """
+
+    mean: torch.Tensor
+    cit: torch.Tensor
+    norm: torch.Tensor
+    noise: torch.Tensor
+    count: torch.Tensor
+    ok: torch.Tensor
+
+    def to(self, device: torch.device) -> FilterStatistics:
+        """The same statistics on ``device``."""
+        return FilterStatistics(*(t.to(device) for t in self._tensors()))
+
+    def take(self, groups: torch.Tensor) -> FilterStatistics:
+        """The statistics of ``groups`` (indices), in that order."""
+        return FilterStatistics(
+            self.mean[:, groups], self.cit[:, groups], self.norm[:, groups],
+            self.noise[:, groups], self.count[groups], self.ok[groups],
+        )  # fmt: skip
+
+    def _tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.mean, self.cit, self.norm, self.noise, self.count, self.ok)
+
+
+def concat_statistics(parts: list[FilterStatistics]) -> FilterStatistics:
+    """Statistics of consecutive group batches joined along the group axis."""
+    return FilterStatistics(
+        torch.cat([p.mean for p in parts], dim=1),
+        torch.cat([p.cit for p in parts], dim=1),
+        torch.cat([p.norm for p in parts], dim=1),
+        torch.cat([p.noise for p in parts], dim=1),
+        torch.cat([p.count for p in parts]),
+        torch.cat([p.ok for p in parts]),
+    )
+
+
+def _albedo(x: torch.Tensor, mean: torch.Tensor, albedo: bool) -> torch.Tensor:
+    """R (G, N): the pixel's projection on the group mean, relative to the mean's own."""
+    if not albedo:
+        return torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
+    return (x @ mean.unsqueeze(-1)).squeeze(-1) / (mean * mean).sum(-1, keepdim=True)
+
+
+def _step(
+    x: torch.Tensor,
+    r: torch.Tensor,
+    previous: torch.Tensor | None,
+    mean: torch.Tensor,
+    cit: torch.Tensor,
+    norm: torch.Tensor,
+    settings: FilterSettings,
+) -> torch.Tensor:
+    """One filter step for every pixel: α (G, N) in scaled units."""
+    response = (x @ cit.unsqueeze(-1)).squeeze(-1) - (mean * cit).sum(-1, keepdim=True)
+    if previous is not None and settings.sparse:
+        response = response - 1.0 / (r * (previous + _EPS))
+    alpha = response / (r * norm.unsqueeze(-1))
+    if settings.nonnegative or previous is not None:  # mag1c clips every iteration
+        alpha = torch.relu(alpha)
+    return alpha
+
+
+def _solve(
+    mean: torch.Tensor,
+    scatter: torch.Tensor,
+    count: torch.Tensor,
+    k: torch.Tensor,
+    shrinkage: float,
+    *,
+    clamp: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """C⁻¹t, tᵀC⁻¹t, the filter's noise and a success flag, from the mean and Σ x xᵀ.
+
+    The noise is the standard deviation of α for background pixels,
+    √(wᵀ S w) / tᵀC⁻¹t with w = C⁻¹t and S the unshrunk covariance: exact also when the
+    covariance ``C`` used by the filter is shrunk.
+    """
+    n = count.clamp(min=1).to(scatter.dtype)[:, None, None]
+    sample = scatter / n - mean.unsqueeze(-1) * mean.unsqueeze(-2)
+    diagonal = torch.diag_embed(torch.diagonal(sample, dim1=-2, dim2=-1))
+    chol, info = torch.linalg.cholesky_ex(sample + shrinkage * (diagonal - sample))
+    t = (k * mean).unsqueeze(-1)
+    cit = torch.cholesky_solve(t, chol)
+    norm = (t * cit).sum((-2, -1))
+    if clamp:
+        norm = norm.clamp(min=1.0)  # as mag1c does in its iterations
+    noise = torch.sqrt((cit * (sample @ cit)).sum((-2, -1)).clamp(min=0)) / norm
+    ok = (info == 0) & (count > mean.shape[-1]) & torch.isfinite(norm)
+    cit = torch.where(ok[:, None], cit.squeeze(-1), 0.0)
+    return cit, torch.where(ok, norm, 1.0), noise, ok
+
+
+def filter_statistics(
+    x: torch.Tensor, use: torch.Tensor, k: torch.Tensor, settings: FilterSettings
+) -> FilterStatistics:
+    """First pass: the per-group statistics of every step (see the module docstring).
+
+    Parameters
+    ----------
+    x
+        (G, N, b) reflectance, any float dtype (computed in float64); non-finite values only
+        where ``use`` is False.
+    use
+        (G, N) bool, pixels that enter the statistics.
+    k
+        (b,) unit absorption per ppm·m.
+    settings
+        Variant and options.
+    """
+    x = torch.where(use.unsqueeze(-1), x, 0.0).to(torch.float64)
+    k = k.to(x) * SCALE
+    count = use.sum(-1)
+    n = count.clamp(min=1).to(x.dtype)
+    total0 = x.sum(1)
+    scatter0 = x.transpose(1, 2) @ x  # Σ x xᵀ over used pixels (others are 0)
+    mean = total0 / n[:, None]
+    cit, norm, noise, ok = _solve(mean, scatter0, count, k, settings.shrinkage, clamp=False)
+    r = _albedo(x, mean, settings.albedo)
+    means, cits, norms, noises = [mean], [cit], [norm], [noise]
+    alpha = _step(x, r, None, mean, cit, norm, settings)
+    for _ in range(settings.iterations):
+        t = k * mean
+        a = torch.where(use, settings.covariance_update * r * alpha, 0.0)  # used pixels' signal
+        ax = (a.unsqueeze(1) @ x).squeeze(1)  # Σ a x  (G, b)
+        outer = t.unsqueeze(-1) * ax.unsqueeze(-2)
+        # Each iteration removes its signal from the original data (not cumulatively).
+        scatter = (
+            scatter0 - outer - outer.transpose(1, 2)
+            + (a * a).sum(-1)[:, None, None] * t.unsqueeze(-1) * t.unsqueeze(-2)
+        )  # fmt: skip
+        total = total0 - a.sum(-1, keepdim=True) * t
+        mean = total / n[:, None]
+        cit, norm, noise, ok_j = _solve(mean, scatter, count, k, settings.shrinkage, clamp=True)
+        ok = ok & ok_j
+        alpha = _step(x, r, alpha, mean, cit, norm, settings)
+        means.append(mean)
+        cits.append(cit)
+        norms.append(norm)
+        noises.append(noise)
+    return FilterStatistics(
+        torch.stack(means), torch.stack(cits), torch.stack(norms), torch.stack(noises), count, ok
+    )
+
+
+def apply_filter(
+    x: torch.Tensor, stats: FilterStatistics, settings: FilterSettings
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Replay the filter's steps on pixels ``x`` (G, N, b) of the groups of ``stats``.
+
+    Returns float32 tensors (G, N): enhancement (ppm·m), sensitivity (the albedo factor R:
+    the response to a unit enhancement relative to the group mean, 1 = average) and
+    uncertainty (ppm·m, one standard deviation of the final step's filter noise). Pixels with
+    non-finite values, or of a group without statistics, are NaN.
+    """
+    finite = torch.isfinite(x).all(-1) & stats.ok[:, None]
+    x = torch.where(finite.unsqueeze(-1), x, 0.0).to(torch.float64)
+    r = _albedo(x, stats.mean[0], settings.albedo)
+    alpha: torch.Tensor | None = None
+    for j in range(stats.mean.shape[0]):
+        alpha = _step(x, r, alpha, stats.mean[j], stats.cit[j], stats.norm[j], settings)
+    assert alpha is not None
+    sensitivity = _albedo(x, stats.mean[0], True)
+    scale = r if settings.albedo else torch.ones_like(r)
+    sigma = SCALE * stats.noise[-1].unsqueeze(-1) / scale
+    nan = torch.tensor(float("nan"), dtype=torch.float64, device=x.device)
+    outs = (alpha * SCALE, sensitivity, sigma)
+    enh, sens, unc = (torch.where(finite, o, nan).to(torch.float32) for o in outs)
+    return enh, sens, unc
