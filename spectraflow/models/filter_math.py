@@ -19,8 +19,9 @@ rank-2 term::
 
     Σ (x − a t)(x − a t)ᵀ = Σ x xᵀ − t (Σ a x)ᵀ − (Σ a x) tᵀ + (Σ a²) t tᵀ
 
-so an iteration costs O(N b) (two matrix-vector products per pixel) instead of the O(N b²)
-covariance recomputation of mag1c. ``Σ x xᵀ`` is formed once, in float64, from float32 data.
+so an iteration costs O(N b) (two matrix-vector products per pixel, in float32) instead of the
+O(N b²) covariance recomputation of mag1c. ``Σ x xᵀ`` is formed once, in float64, and every
+sum, covariance and solve is float64.
 
 Everything a pixel's answer depends on, apart from the pixel itself, is per-group and per-step:
 μ_j, C_j⁻¹t_j and t_jᵀC_j⁻¹t_j (:class:`FilterStatistics`). So a first pass over the scene
@@ -42,12 +43,16 @@ __all__ = [
     "apply_filter",
     "concat_statistics",
     "filter_statistics",
+    "run_filter",
 ]
 
 SCALE = 1e5
 """mag1c's template scaling: α is computed in units of 10⁵ ppm·m."""
 
 _EPS = 1e-9  # mag1c's epsilon in the sparsity weights
+# Per-pixel arithmetic (two matrix-vector products per step) runs in float32, which halves the
+# memory traffic that bounds it; sums, means, covariances and solves are float64.
+_PIXEL = torch.float32
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,8 @@ def _albedo(x: torch.Tensor, mean: torch.Tensor, albedo: bool) -> torch.Tensor:
     """R (G, N): the pixel's projection on the group mean, relative to the mean's own."""
     if not albedo:
         return torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
-    return (x @ mean.unsqueeze(-1)).squeeze(-1) / (mean * mean).sum(-1, keepdim=True)
+    m = mean.to(x.dtype)
+    return (x @ m.unsqueeze(-1)).squeeze(-1) / (m * m).sum(-1, keepdim=True)
 
 
 def _step(
@@ -141,11 +147,12 @@ def _step(
     norm: torch.Tensor,
     settings: FilterSettings,
 ) -> torch.Tensor:
-    """One filter step for every pixel: α (G, N) in scaled units."""
-    response = (x @ cit.unsqueeze(-1)).squeeze(-1) - (mean * cit).sum(-1, keepdim=True)
+    """One filter step for every pixel: α (G, N) in scaled units, in the pixels' dtype."""
+    offset = (mean * cit).sum(-1, keepdim=True).to(x.dtype)
+    response = (x @ cit.to(x.dtype).unsqueeze(-1)).squeeze(-1) - offset
     if previous is not None and settings.sparse:
         response = response - 1.0 / (r * (previous + _EPS))
-    alpha = response / (r * norm.unsqueeze(-1))
+    alpha = response / (r * norm.to(x.dtype).unsqueeze(-1))
     if settings.nonnegative or previous is not None:  # mag1c clips every iteration
         alpha = torch.relu(alpha)
     return alpha
@@ -159,8 +166,8 @@ def _solve(
     shrinkage: float,
     *,
     clamp: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """C⁻¹t, tᵀC⁻¹t, the filter's noise and a success flag, from the mean and Σ x xᵀ.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """C⁻¹t, tᵀC⁻¹t, the filter's noise, a success flag and C's Cholesky factor.
 
     The noise is the standard deviation of α for background pixels,
     √(wᵀ S w) / tᵀC⁻¹t with w = C⁻¹t and S the unshrunk covariance: exact also when the
@@ -178,59 +185,119 @@ def _solve(
     noise = torch.sqrt((cit * (sample @ cit)).sum((-2, -1)).clamp(min=0)) / norm
     ok = (info == 0) & (count > mean.shape[-1]) & torch.isfinite(norm)
     cit = torch.where(ok[:, None], cit.squeeze(-1), 0.0)
-    return cit, torch.where(ok, norm, 1.0), noise, ok
+    return cit, torch.where(ok, norm, 1.0), noise, ok, chol
 
 
-def filter_statistics(
+def _woodbury(
+    chol0: torch.Tensor,
+    mean0: torch.Tensor,
+    t: torch.Tensor,
+    ax: torch.Tensor,
+    a: torch.Tensor,
+    n: torch.Tensor,
+    target: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """C⁻¹·target, tᵀC⁻¹t, noise and flag after removing the signal ``a t``, without refactoring.
+
+    Removing ``a t`` changes the unshrunk covariance by a symmetric rank-2 term in
+    span{t, u}: ``C = C₀ + t uᵀ + u tᵀ + c t tᵀ = C₀ + W M Wᵀ`` with ``W = [t u]``,
+    ``u = (Σa μ₀ − Σ a x) / n``, ``c = Σa²/n − (Σa/n)²`` and ``M = [[c, 1], [1, 0]]``, so the
+    Woodbury identity solves with C₀'s Cholesky factor and a 2 × 2 system: O(b²) instead of
+    a new O(b³) factorisation per iteration.
+    """
+    big_a = a.sum(-1, keepdim=True) / n[:, None]
+    u = big_a * mean0 - ax / n[:, None]
+    c = (a * a).sum(-1) / n - big_a.squeeze(-1) ** 2
+    w = torch.stack([t, u], dim=-1)  # (G, b, 2)
+    z = torch.cholesky_solve(torch.cat([w, target.unsqueeze(-1)], dim=-1), chol0)
+    m_inv = torch.zeros(len(c), 2, 2, dtype=c.dtype, device=c.device)
+    m_inv[:, 0, 1] = m_inv[:, 1, 0] = 1.0
+    m_inv[:, 1, 1] = -c
+    capacitance = m_inv + w.transpose(1, 2) @ z[..., :2]
+    rhs = w.transpose(1, 2) @ z[..., 2:]
+    solution, info = torch.linalg.solve_ex(capacitance, rhs)
+    cit = (z[..., 2:] - z[..., :2] @ solution).squeeze(-1)
+    raw = (target * cit).sum(-1)
+    norm = raw.clamp(min=1.0)  # as mag1c does in its iterations
+    noise = torch.sqrt(raw.clamp(min=0)) / norm  # w = C⁻¹t, so wᵀCw = tᵀC⁻¹t
+    ok = (info == 0) & torch.isfinite(norm)
+    return torch.where(ok[:, None], cit, 0.0), torch.where(ok, norm, 1.0), noise, ok
+
+
+def run_filter(
     x: torch.Tensor, use: torch.Tensor, k: torch.Tensor, settings: FilterSettings
-) -> FilterStatistics:
-    """First pass: the per-group statistics of every step (see the module docstring).
+) -> tuple[FilterStatistics, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """First pass: the per-group statistics of every step, and the answers for ``x``.
 
     Parameters
     ----------
     x
-        (G, N, b) reflectance, any float dtype (computed in float64); non-finite values only
-        where ``use`` is False.
+        (G, N, b) reflectance; pixels with a non-finite value get NaN answers and stay out of
+        the statistics.
     use
         (G, N) bool, pixels that enter the statistics.
     k
         (b,) unit absorption per ppm·m.
     settings
         Variant and options.
+
+    Returns
+    -------
+    stats, answers
+        :class:`FilterStatistics`, and what :func:`apply_filter` gives for ``x``.
     """
-    x = torch.where(use.unsqueeze(-1), x, 0.0).to(torch.float64)
-    k = k.to(x) * SCALE
+    finite = torch.isfinite(x).all(-1)
+    use = use & finite
+    pixels = torch.where(finite.unsqueeze(-1), x, 0.0).to(_PIXEL)
+    k = k.to(device=x.device, dtype=torch.float64) * SCALE
     count = use.sum(-1)
-    n = count.clamp(min=1).to(x.dtype)
-    total0 = x.sum(1)
-    scatter0 = x.transpose(1, 2) @ x  # Σ x xᵀ over used pixels (others are 0)
+    n = count.clamp(min=1).to(torch.float64)
+    used = torch.where(use.unsqueeze(-1), pixels, 0.0).to(torch.float64)
+    total0 = used.sum(1)
+    scatter0 = used.transpose(1, 2) @ used  # Σ x xᵀ over used pixels, once, in float64
+    del used
     mean = total0 / n[:, None]
-    cit, norm, noise, ok = _solve(mean, scatter0, count, k, settings.shrinkage, clamp=False)
-    r = _albedo(x, mean, settings.albedo)
+    cit, norm, noise, ok, chol0 = _solve(mean, scatter0, count, k, settings.shrinkage, clamp=False)
+    mean0 = mean
+    r = _albedo(pixels, mean, settings.albedo)
     means, cits, norms, noises = [mean], [cit], [norm], [noise]
-    alpha = _step(x, r, None, mean, cit, norm, settings)
+    alpha = _step(pixels, r, None, mean, cit, norm, settings)
     for _ in range(settings.iterations):
         t = k * mean
         a = torch.where(use, settings.covariance_update * r * alpha, 0.0)  # used pixels' signal
-        ax = (a.unsqueeze(1) @ x).squeeze(1)  # Σ a x  (G, b)
-        outer = t.unsqueeze(-1) * ax.unsqueeze(-2)
-        # Each iteration removes its signal from the original data (not cumulatively).
-        scatter = (
-            scatter0 - outer - outer.transpose(1, 2)
-            + (a * a).sum(-1)[:, None, None] * t.unsqueeze(-1) * t.unsqueeze(-2)
-        )  # fmt: skip
+        ax = (a.unsqueeze(1) @ pixels).squeeze(1).to(torch.float64)  # Σ a x  (G, b)
+        a = a.to(torch.float64)
         total = total0 - a.sum(-1, keepdim=True) * t
         mean = total / n[:, None]
-        cit, norm, noise, ok_j = _solve(mean, scatter, count, k, settings.shrinkage, clamp=True)
+        if settings.shrinkage == 0:
+            cit, norm, noise, ok_j = _woodbury(chol0, mean0, t, ax, a, n, k * mean)
+        else:  # shrinking towards the diagonal is not a low-rank change: factor again
+            outer = t.unsqueeze(-1) * ax.unsqueeze(-2)
+            # Each iteration removes its signal from the original data (not cumulatively).
+            scatter = (
+                scatter0 - outer - outer.transpose(1, 2)
+                + (a * a).sum(-1)[:, None, None] * t.unsqueeze(-1) * t.unsqueeze(-2)
+            )  # fmt: skip
+            cit, norm, noise, ok_j = _solve(
+                mean, scatter, count, k, settings.shrinkage, clamp=True
+            )[:4]
         ok = ok & ok_j
-        alpha = _step(x, r, alpha, mean, cit, norm, settings)
+        alpha = _step(pixels, r, alpha, mean, cit, norm, settings)
         means.append(mean)
         cits.append(cit)
         norms.append(norm)
         noises.append(noise)
-    return FilterStatistics(
+    stats = FilterStatistics(
         torch.stack(means), torch.stack(cits), torch.stack(norms), torch.stack(noises), count, ok
     )
+    return stats, _answers(pixels, finite, r, alpha, stats, settings)
+
+
+def filter_statistics(
+    x: torch.Tensor, use: torch.Tensor, k: torch.Tensor, settings: FilterSettings
+) -> FilterStatistics:
+    """The statistics of :func:`run_filter` alone."""
+    return run_filter(x, use, k, settings)[0]
 
 
 def apply_filter(
@@ -241,19 +308,33 @@ def apply_filter(
     Returns float32 tensors (G, N): enhancement (ppm·m), sensitivity (the albedo factor R:
     the response to a unit enhancement relative to the group mean, 1 = average) and
     uncertainty (ppm·m, one standard deviation of the final step's filter noise). Pixels with
-    non-finite values, or of a group without statistics, are NaN.
+    non-finite values, or of a group without statistics, are NaN. For the pixels of the first
+    pass, the answers are those of :func:`run_filter`.
     """
-    finite = torch.isfinite(x).all(-1) & stats.ok[:, None]
-    x = torch.where(finite.unsqueeze(-1), x, 0.0).to(torch.float64)
-    r = _albedo(x, stats.mean[0], settings.albedo)
+    finite = torch.isfinite(x).all(-1)
+    pixels = torch.where(finite.unsqueeze(-1), x, 0.0).to(_PIXEL)
+    r = _albedo(pixels, stats.mean[0], settings.albedo)
     alpha: torch.Tensor | None = None
     for j in range(stats.mean.shape[0]):
-        alpha = _step(x, r, alpha, stats.mean[j], stats.cit[j], stats.norm[j], settings)
+        alpha = _step(pixels, r, alpha, stats.mean[j], stats.cit[j], stats.norm[j], settings)
     assert alpha is not None
-    sensitivity = _albedo(x, stats.mean[0], True)
+    return _answers(pixels, finite, r, alpha, stats, settings)
+
+
+def _answers(
+    pixels: torch.Tensor,
+    finite: torch.Tensor,
+    r: torch.Tensor,
+    alpha: torch.Tensor,
+    stats: FilterStatistics,
+    settings: FilterSettings,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Enhancement, sensitivity and uncertainty (ppm·m, float32), NaN where there is none."""
+    sensitivity = r if settings.albedo else _albedo(pixels, stats.mean[0], True)
     scale = r if settings.albedo else torch.ones_like(r)
-    sigma = SCALE * stats.noise[-1].unsqueeze(-1) / scale
-    nan = torch.tensor(float("nan"), dtype=torch.float64, device=x.device)
-    outs = (alpha * SCALE, sensitivity, sigma)
-    enh, sens, unc = (torch.where(finite, o, nan).to(torch.float32) for o in outs)
-    return enh, sens, unc
+    sigma = SCALE * stats.noise[-1].to(pixels.dtype).unsqueeze(-1) / scale
+    good = finite & stats.ok[:, None]
+    nan = torch.tensor(float("nan"), dtype=pixels.dtype, device=pixels.device)
+    return tuple(  # type: ignore[return-value]
+        torch.where(good, o, nan).to(torch.float32) for o in (alpha * SCALE, sensitivity, sigma)
+    )

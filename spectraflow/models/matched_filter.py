@@ -97,7 +97,7 @@ class MatchedFilter:
         settings: FilterSettings,
         fit_max_ppm_m: float,
         saturation: float,
-        stripe_columns: int = 64,
+        stripe_columns: int = 128,
     ) -> None:
         self.card = card
         self.device = device

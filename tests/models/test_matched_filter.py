@@ -70,7 +70,8 @@ def test_rank2_updates_equal_recomputing_the_covariance(settings):
     )
     enhancement, _, _ = apply_filter(xt, stats, settings)
     reference = _reference(x.astype(np.float32).astype(np.float64), k, settings)
-    np.testing.assert_allclose(enhancement.numpy(), reference, rtol=1e-3, atol=0.5)
+    # Per-pixel arithmetic is float32: a few pixels differ by up to ~1 ppm·m (noise: ~300).
+    np.testing.assert_allclose(enhancement.numpy(), reference, rtol=1e-3, atol=2.0)
 
 
 def test_zero_plume_gives_a_zero_mean_map_and_honest_uncertainty():
