@@ -25,9 +25,9 @@ sum, covariance and solve is float64.
 
 Everything a pixel's answer depends on, apart from the pixel itself, is per-group and per-step:
 μ_j, C_j⁻¹t_j and t_jᵀC_j⁻¹t_j (:class:`FilterStatistics`). So a first pass over the scene
-computes them, and :func:`apply_filter` then replays the steps on any tile and gets exactly the
-first pass's answer. Units follow mag1c: ``k`` is scaled by 10⁵ inside (its sparsity weights and
-clamps are defined in those units), answers are scaled back to ppm·m.
+computes them, and :func:`apply_filter` then replays the steps on any tile and gets the first
+pass's answer (to float32 rounding). Units follow mag1c: ``k`` is scaled by 10⁵ inside (its
+sparsity weights and clamps are defined in those units), answers are scaled back to ppm·m.
 """
 
 from __future__ import annotations
@@ -130,16 +130,25 @@ def concat_statistics(parts: list[FilterStatistics]) -> FilterStatistics:
     )
 
 
-def _albedo(x: torch.Tensor, mean: torch.Tensor, albedo: bool) -> torch.Tensor:
+def _project(xt: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """vᵀx for every pixel (G, N), from band-major pixels ``xt`` (G, b, N).
+
+    Band-major is the layout in which a batched vector-matrix product is fast (2.5× faster
+    than pixel-major on a 2-core CPU).
+    """
+    return (v.to(xt.dtype).unsqueeze(1) @ xt).squeeze(1)
+
+
+def _albedo(xt: torch.Tensor, mean: torch.Tensor, albedo: bool) -> torch.Tensor:
     """R (G, N): the pixel's projection on the group mean, relative to the mean's own."""
     if not albedo:
-        return torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
-    m = mean.to(x.dtype)
-    return (x @ m.unsqueeze(-1)).squeeze(-1) / (m * m).sum(-1, keepdim=True)
+        return torch.ones((xt.shape[0], xt.shape[2]), dtype=xt.dtype, device=xt.device)
+    m = mean.to(xt.dtype)
+    return _project(xt, m) / (m * m).sum(-1, keepdim=True)
 
 
 def _step(
-    x: torch.Tensor,
+    xt: torch.Tensor,
     r: torch.Tensor,
     previous: torch.Tensor | None,
     mean: torch.Tensor,
@@ -147,12 +156,12 @@ def _step(
     norm: torch.Tensor,
     settings: FilterSettings,
 ) -> torch.Tensor:
-    """One filter step for every pixel: α (G, N) in scaled units, in the pixels' dtype."""
-    offset = (mean * cit).sum(-1, keepdim=True).to(x.dtype)
-    response = (x @ cit.to(x.dtype).unsqueeze(-1)).squeeze(-1) - offset
+    """One filter step for every pixel of ``xt`` (G, b, N): α (G, N) in scaled units."""
+    offset = (mean * cit).sum(-1, keepdim=True).to(xt.dtype)
+    response = _project(xt, cit) - offset
     if previous is not None and settings.sparse:
         response = response - 1.0 / (r * (previous + _EPS))
-    alpha = response / (r * norm.to(x.dtype).unsqueeze(-1))
+    alpha = response / (r * norm.to(xt.dtype).unsqueeze(-1))
     if settings.nonnegative or previous is not None:  # mag1c clips every iteration
         alpha = torch.relu(alpha)
     return alpha
@@ -224,6 +233,15 @@ def _woodbury(
     return torch.where(ok[:, None], cit, 0.0), torch.where(ok, norm, 1.0), noise, ok
 
 
+def _finite_pixels(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` as float32 with non-finite pixels zeroed, and the (G, N) mask of finite pixels."""
+    pixels = x.to(_PIXEL).contiguous()  # one copy of a strided view, not one per use
+    finite = torch.isfinite(pixels.sum(-1))  # NaN or ±inf anywhere makes the sum non-finite
+    if not bool(finite.all()):
+        pixels = torch.where(finite.unsqueeze(-1), pixels, 0.0)
+    return pixels, finite
+
+
 def run_filter(
     x: torch.Tensor, use: torch.Tensor, k: torch.Tensor, settings: FilterSettings
 ) -> tuple[FilterStatistics, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -246,9 +264,8 @@ def run_filter(
     stats, answers
         :class:`FilterStatistics`, and what :func:`apply_filter` gives for ``x``.
     """
-    finite = torch.isfinite(x).all(-1)
+    pixels, finite = _finite_pixels(x)
     use = use & finite
-    pixels = torch.where(finite.unsqueeze(-1), x, 0.0).to(_PIXEL)
     k = k.to(device=x.device, dtype=torch.float64) * SCALE
     count = use.sum(-1)
     n = count.clamp(min=1).to(torch.float64)
@@ -259,9 +276,10 @@ def run_filter(
     mean = total0 / n[:, None]
     cit, norm, noise, ok, chol0 = _solve(mean, scatter0, count, k, settings.shrinkage, clamp=False)
     mean0 = mean
-    r = _albedo(pixels, mean, settings.albedo)
+    band_major = pixels.transpose(1, 2).contiguous()
+    r = _albedo(band_major, mean, settings.albedo)
     means, cits, norms, noises = [mean], [cit], [norm], [noise]
-    alpha = _step(pixels, r, None, mean, cit, norm, settings)
+    alpha = _step(band_major, r, None, mean, cit, norm, settings)
     for _ in range(settings.iterations):
         t = k * mean
         a = torch.where(use, settings.covariance_update * r * alpha, 0.0)  # used pixels' signal
@@ -282,7 +300,7 @@ def run_filter(
                 mean, scatter, count, k, settings.shrinkage, clamp=True
             )[:4]
         ok = ok & ok_j
-        alpha = _step(pixels, r, alpha, mean, cit, norm, settings)
+        alpha = _step(band_major, r, alpha, mean, cit, norm, settings)
         means.append(mean)
         cits.append(cit)
         norms.append(norm)
@@ -290,7 +308,7 @@ def run_filter(
     stats = FilterStatistics(
         torch.stack(means), torch.stack(cits), torch.stack(norms), torch.stack(noises), count, ok
     )
-    return stats, _answers(pixels, finite, r, alpha, stats, settings)
+    return stats, _answers(band_major, finite, r, alpha, stats, settings)
 
 
 def filter_statistics(
@@ -311,18 +329,18 @@ def apply_filter(
     non-finite values, or of a group without statistics, are NaN. For the pixels of the first
     pass, the answers are those of :func:`run_filter`.
     """
-    finite = torch.isfinite(x).all(-1)
-    pixels = torch.where(finite.unsqueeze(-1), x, 0.0).to(_PIXEL)
-    r = _albedo(pixels, stats.mean[0], settings.albedo)
+    pixels, finite = _finite_pixels(x)
+    band_major = pixels.transpose(1, 2).contiguous()
+    r = _albedo(band_major, stats.mean[0], settings.albedo)
     alpha: torch.Tensor | None = None
     for j in range(stats.mean.shape[0]):
-        alpha = _step(pixels, r, alpha, stats.mean[j], stats.cit[j], stats.norm[j], settings)
+        alpha = _step(band_major, r, alpha, stats.mean[j], stats.cit[j], stats.norm[j], settings)
     assert alpha is not None
-    return _answers(pixels, finite, r, alpha, stats, settings)
+    return _answers(band_major, finite, r, alpha, stats, settings)
 
 
 def _answers(
-    pixels: torch.Tensor,
+    band_major: torch.Tensor,
     finite: torch.Tensor,
     r: torch.Tensor,
     alpha: torch.Tensor,
@@ -330,11 +348,11 @@ def _answers(
     settings: FilterSettings,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Enhancement, sensitivity and uncertainty (ppm·m, float32), NaN where there is none."""
-    sensitivity = r if settings.albedo else _albedo(pixels, stats.mean[0], True)
+    sensitivity = r if settings.albedo else _albedo(band_major, stats.mean[0], True)
     scale = r if settings.albedo else torch.ones_like(r)
-    sigma = SCALE * stats.noise[-1].to(pixels.dtype).unsqueeze(-1) / scale
+    sigma = SCALE * stats.noise[-1].to(r.dtype).unsqueeze(-1) / scale
     good = finite & stats.ok[:, None]
-    nan = torch.tensor(float("nan"), dtype=pixels.dtype, device=pixels.device)
+    nan = torch.tensor(float("nan"), dtype=r.dtype, device=r.device)
     return tuple(  # type: ignore[return-value]
         torch.where(good, o, nan).to(torch.float32) for o in (alpha * SCALE, sensitivity, sigma)
     )

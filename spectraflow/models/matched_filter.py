@@ -13,7 +13,8 @@ correction, 30 reweighted-L1 iterations, non-negative). The mathematics is in
    one stripe); per-scene statistics hold the window's bands of the scene in memory (about
    0.3 GB for a full EnMAP scene).
 2. :meth:`MatchedFilter.predict_tile` — any tile, any size, from the statistics: the same
-   answer as the first pass, so tiles need no halo and blend without seams.
+   answer as the first pass (to float32 rounding), so tiles need no halo and blend without
+   seams.
 
 :meth:`MatchedFilter.retrieve` does both for a whole cube and returns a lazy Dataset
 (``ch4_enhancement`` ppm·m, ``sensitivity``, ``uncertainty`` ppm·m) in the cube's geometry;
