@@ -26,10 +26,8 @@ directory) and reused by later runs.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,11 +38,10 @@ import rasterio
 import zarr
 from rasterio.windows import Window
 
-from bench.report import evict, in_child, warm, write_result
+from bench.report import evict, full_scene, in_child, warm, work_dir, write_result
 from spectraflow.catalog import Scene, find_scene
 from spectraflow.cube import ingest, open_cube
 from spectraflow.cube.layout import compressors_for
-from spectraflow.simulate import simulate_scene
 
 SENSORS = ("emit", "enmap")
 REPEATS = 2
@@ -52,23 +49,6 @@ TILE = 256
 N_TILES = 12
 SWEEP = ((128, 256, "float32"), (64, 256, "float32"), (256, 256, "float32"), (128, 512, "float32"))
 SWEEP_INT16 = (128, 256, "int16")
-
-
-def _work_dir() -> Path:
-    default = Path(tempfile.gettempdir()) / "spectraflow-bench"
-    path = Path(os.environ.get("SPECTRAFLOW_BENCH_DIR", default))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def full_scene(sensor: str, work: Path) -> Scene:
-    """The full-size simulated scene of ``sensor`` under ``work``, simulated on first use."""
-    for folder in sorted(p for p in work.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        item = folder / f"{folder.name}.json"
-        if item.exists() and (scene := find_scene(item)).sensor == sensor:
-            return scene
-    print(f"  simulating a full-size {sensor} scene into {work} (minutes, once)", flush=True)
-    return find_scene(simulate_scene(sensor, out=work, size="full").item_path)
 
 
 def _sources(scene: Scene) -> list[tuple[str, Path]]:
@@ -255,7 +235,7 @@ def _bench_sensor(scene: Scene, work: Path) -> dict[str, Any]:
 
 def main() -> None:
     """Run the ingest benchmark and write bench/results/ingest.json."""
-    work = _work_dir()
+    work = work_dir()
     scenes = {sensor: full_scene(sensor, work) for sensor in SENSORS}
     results = {sensor: _bench_sensor(scene, work) for sensor, scene in scenes.items()}
     print("  layout sweep (EMIT reflectance)", flush=True)

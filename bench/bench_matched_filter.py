@@ -22,9 +22,8 @@ import h5netcdf
 import numpy as np
 import torch
 
-from bench.bench_ingest import _work_dir, full_scene
 from bench.mag1c_reference import run_fastmag1c, run_mag1c
-from bench.report import write_result
+from bench.report import full_scene, work_dir, write_result
 from spectraflow.cube import ingest, open_cube
 from spectraflow.models import load_model
 from spectraflow.models.filter_math import run_filter
@@ -94,7 +93,7 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 def main() -> None:
     """Run the matched-filter benchmark and write bench/results/matched_filter.json."""
     torch.set_num_threads(THREADS)
-    work = _work_dir()
+    work = work_dir()
     scene = full_scene("emit", work)
     cube = open_cube(ingest(scene, out=work / "cubes-mf"))
     truth_path = Path(scene.href("data")).parent / "truth_sensor_geometry.nc"

@@ -1,4 +1,4 @@
-"""What every benchmark shares: the machine, child-process measurements, the result files.
+"""What every benchmark shares: machine facts, measurements, full-size scenes, result files.
 
 A result is ``bench/results/<name>.json`` with the keys fixed by the design notes: ``name``,
 ``date``, ``machine`` (``cpu``, ``cores``, ``gpu``), ``params``, ``metrics`` (key → number) and
@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import platform
 import resource
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import RESULTS_DIR
+from spectraflow.catalog import Scene, find_scene
+from spectraflow.simulate import simulate_scene
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 _START, _END = "<!-- results:start -->", "<!-- results:end -->"
@@ -83,27 +86,46 @@ def in_child(fn: Callable[..., Any], *args: Any) -> Measured:
         return pool.submit(_measure, fn, args).result()
 
 
+def _files(paths: tuple[Path, ...]) -> list[Path]:
+    """The files named by ``paths``, or found under them when they are folders."""
+    return [f for p in paths for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()]
+
+
 def evict(*paths: Path) -> None:
     """Drop the files under ``paths`` from the page cache, so the next read comes from disk."""
-    for root in paths:
-        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
-        for path in files:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)  # dirty pages cannot be dropped
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
+    for path in _files(paths):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # dirty pages cannot be dropped
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
 
 
 def warm(*paths: Path) -> None:
     """Read the files under ``paths`` once, so that the next reads come from the page cache."""
-    for root in paths:
-        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
-        for path in files:
-            with path.open("rb") as file:
-                while file.read(64 * 2**20):
-                    pass
+    for path in _files(paths):
+        with path.open("rb") as file:
+            while file.read(64 * 2**20):
+                pass
+
+
+def work_dir() -> Path:
+    """Where benchmarks keep their full-size scenes: ``$SPECTRAFLOW_BENCH_DIR`` or a temp folder."""
+    default = Path(tempfile.gettempdir()) / "spectraflow-bench"
+    path = Path(os.environ.get("SPECTRAFLOW_BENCH_DIR", default))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def full_scene(sensor: str, work: Path) -> Scene:
+    """The full-size simulated scene of ``sensor`` under ``work``, simulated on first use."""
+    for folder in sorted(p for p in work.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        item = folder / f"{folder.name}.json"
+        if item.exists() and (scene := find_scene(item)).sensor == sensor:
+            return scene
+    print(f"  simulating a full-size {sensor} scene into {work} (minutes, once)", flush=True)
+    return find_scene(simulate_scene(sensor, out=work, size="full").item_path)
 
 
 def write_result(

@@ -103,19 +103,12 @@ class FilterStatistics:
     count: torch.Tensor
     ok: torch.Tensor
 
-    def to(self, device: torch.device) -> FilterStatistics:
-        """The same statistics on ``device``."""
-        return FilterStatistics(*(t.to(device) for t in self._tensors()))
-
     def take(self, groups: torch.Tensor) -> FilterStatistics:
         """The statistics of ``groups`` (indices), in that order."""
         return FilterStatistics(
             self.mean[:, groups], self.cit[:, groups], self.norm[:, groups],
             self.noise[:, groups], self.count[groups], self.ok[groups],
         )  # fmt: skip
-
-    def _tensors(self) -> tuple[torch.Tensor, ...]:
-        return (self.mean, self.cit, self.norm, self.noise, self.count, self.ok)
 
 
 def concat_statistics(parts: list[FilterStatistics]) -> FilterStatistics:

@@ -142,8 +142,9 @@ class MatchedFilter:
         ModelError
             No pixel of the scene can enter the statistics.
         """
-        picked = self.bands(cube_bands(cube))
-        k = ch4_unit_absorption(cube_bands(cube), max_ppm_m=self.fit_max_ppm_m)[picked]
+        table = cube_bands(cube)
+        picked = self.bands(table)
+        k = ch4_unit_absorption(table, max_ppm_m=self.fit_max_ppm_m)[picked]
         window = cube["reflectance"].data[picked]
         use = self.statistics_mask(cube, window)
         grouping = self._grouping(cube)

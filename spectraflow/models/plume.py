@@ -56,13 +56,12 @@ def plume_mask(
         Fixed thresholds in ppm·m instead of the deviation-based ones.
     """
     values = np.nan_to_num(np.asarray(enhancement, dtype=np.float64), nan=-np.inf)
+    deviation = background_sigma(enhancement) if sigma is None else sigma
     if seed_ppm_m is not None or grow_ppm_m is not None:
-        deviation = background_sigma(enhancement) if sigma is None else sigma
         seed = seed_ppm_m if seed_ppm_m is not None else seed_sigma * deviation
         grow = grow_ppm_m if grow_ppm_m is not None else grow_sigma * deviation
         score = values
     else:  # thresholds in deviations: compare z-scores (sigma may vary per pixel)
-        deviation = background_sigma(enhancement) if sigma is None else sigma
         with np.errstate(divide="ignore", invalid="ignore"):
             score = np.nan_to_num(values / deviation, nan=-np.inf)
         seed, grow = seed_sigma, grow_sigma

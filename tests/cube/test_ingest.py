@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -79,24 +78,15 @@ _SLOW_INGEST = textwrap.dedent(
 )
 
 
-def test_ingest_killed_mid_write_resumes_to_the_clean_cube(tmp_path):
+def test_ingest_killed_mid_write_resumes_to_the_clean_cube(tmp_path, kill_process_when):
     item = simulate_scene("enmap", out=tmp_path / "src", size="demo").item_path  # 2 × 2 shards
     scene = find_scene(item)
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     env = {**os.environ, "DASK_SCHEDULER": "synchronous"}  # one region at a time
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_INGEST, str(item), str(killed)], env=env)
     progress = killed / f"{scene.id}.zarr" / "_spectraflow_progress" / "y_x"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if progress.is_dir() and os.listdir(progress):
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the ingest finished (or died) before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    kill_process_when(proc, lambda: progress.is_dir() and bool(os.listdir(progress)), timeout=120)
+    assert proc.returncode == -signal.SIGKILL
     assert 1 <= len(os.listdir(progress)) < 4
     with pytest.raises(CubeError, match="incomplete"):
         open_cube(killed / f"{scene.id}.zarr")

@@ -188,22 +188,16 @@ _WRITER = textwrap.dedent(
 
 
 def test_killed_write_resumes_to_the_clean_result(
-    tmp_path: Path, make_map_dataset: Callable[..., xr.Dataset]
+    tmp_path: Path,
+    make_map_dataset: Callable[..., xr.Dataset],
+    kill_process_when: Callable[..., None],
 ) -> None:
     url = tmp_path / "killed.zarr"
     proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(CONFTEST), str(url)])
     progress = url / PROGRESS / "y_x"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            if progress.is_dir() and len(os.listdir(progress)) >= 3:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the writer finished (or died) before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    kill_process_when(
+        proc, lambda: progress.is_dir() and len(os.listdir(progress)) >= 3, timeout=60
+    )
     assert proc.returncode == -signal.SIGKILL
 
     done = set(os.listdir(progress))
