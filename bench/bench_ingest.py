@@ -212,11 +212,12 @@ def _bench_sensor(scene: Scene, work: Path) -> dict[str, Any]:
     ingest_s = min(m.seconds for m in ingests)
     raw_s = min(m.seconds for m in raws)
     nbytes = raws[0].value
+    peak = max(m.peak_rss_bytes for m in ingests)
     print(
         f"  {scene.sensor}: {nbytes / 2**30:.2f} GiB; ingest {ingest_s:.1f} s "
         f"({nbytes / 2**20 / ingest_s:.0f} MiB/s), raw copy {raw_s:.1f} s "
         f"({nbytes / 2**20 / raw_s:.0f} MiB/s), ingest peak RSS "
-        f"{max(m.peak_rss_bytes for m in ingests) / 2**30:.2f} GiB",
+        f"{peak / 2**30:.2f} GiB",
         flush=True,
     )
     tiles = tile_reads(scene, cube)
@@ -226,7 +227,7 @@ def _bench_sensor(scene: Scene, work: Path) -> dict[str, Any]:
         "ingest_s": ingest_s,
         "raw_s": raw_s,
         "gib": nbytes / 2**30,
-        "peak_rss_gb": max(m.peak_rss_bytes for m in ingests) / 1e9,
+        "peak_rss_gb": peak / 1e9,
         "start_rss_gb": min(m.start_rss_bytes for m in ingests) / 1e9,
         "layout": jobs[0][1],
         **tiles,

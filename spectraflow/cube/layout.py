@@ -34,8 +34,8 @@ Codec
     (bool, uint8) are not shuffled.
 
 Measured on full-size scenes by ``bench/bench_ingest.py`` (docs/benchmarks.md): 256 × 256 ×
-all-bands tile reads at random positions take ~0.18 s with 128-px chunks and 64-px chunks, and
-~0.32 s with 256-px chunks; 512-px shards read like 256-px ones but double a writer's memory.
+all-bands tile reads at random positions take 0.15–0.18 s with 128-px and 64-px chunks, and
+0.32–0.39 s with 256-px chunks; 512-px shards read like 256-px ones but double a writer's memory.
 """
 
 from __future__ import annotations
