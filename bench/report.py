@@ -136,7 +136,7 @@ def write_result(
     goals: Mapping[str, str],
 ) -> Path:
     """Write ``bench/results/<name>.json``, print the metrics and refresh the docs table."""
-    result = {
+    result: dict[str, Any] = {
         "name": name,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),

@@ -154,13 +154,11 @@ class MatchedFilter:
             for c0 in range(0, window.shape[2], self.stripe_columns):
                 cols = slice(c0, c0 + self.stripe_columns)
                 x, u = dask.compute(window[:, :, cols], use[:, cols])
-                parts.append(self._fit(np.moveaxis(x, 0, -1).swapaxes(0, 1), u.T, kt))
+                parts.append(self._fit(x.transpose(2, 0, 1), u.T, kt))  # (column, band, line)
             stats = concat_statistics(parts)
         else:
             x, u = dask.compute(window, use)
-            stats = self._fit(
-                np.moveaxis(x, 0, -1).reshape(1, -1, len(picked)), u.reshape(1, -1), kt
-            )
+            stats = self._fit(x.reshape(1, len(picked), -1), u.reshape(1, -1), kt)
         if not bool(stats.ok.any()):
             raise ModelError(
                 "no pixel of the scene can enter the matched filter's statistics "
@@ -201,13 +199,14 @@ class MatchedFilter:
         """
         x = reflectance if len(reflectance) == len(stats.bands) else reflectance[stats.bands]
         rows, cols = x.shape[1:]
-        xt = torch.as_tensor(np.ascontiguousarray(np.moveaxis(x, 0, -1)), device=self.device)
         fs = stats.filter
         if stats.grouping == "per-column":
             groups = torch.arange(col0, col0 + cols, device=fs.ok.device)
-            outs = apply_filter(xt.transpose(0, 1), fs.take(groups), self.settings)
+            xt = torch.as_tensor(np.ascontiguousarray(x.transpose(2, 0, 1)), device=self.device)
+            outs = apply_filter(xt, fs.take(groups), self.settings)
             return {n: o.T.cpu().numpy() for n, o in zip(OUTPUTS, outs, strict=True)}
-        outs = apply_filter(xt.reshape(1, rows * cols, -1), fs, self.settings)
+        xt = torch.as_tensor(np.ascontiguousarray(x), device=self.device)
+        outs = apply_filter(xt.reshape(1, len(x), rows * cols), fs, self.settings)
         return {n: o.reshape(rows, cols).cpu().numpy() for n, o in zip(OUTPUTS, outs, strict=True)}
 
     def retrieve(self, cube: xr.Dataset, stats: SceneStatistics | None = None) -> xr.Dataset:

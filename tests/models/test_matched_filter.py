@@ -37,6 +37,11 @@ def _synthetic(plume: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.
     return x, k, c
 
 
+def _band_major(x: np.ndarray) -> torch.Tensor:
+    """(G, N, b) pixels as the filter takes them: (G, b, N) float32."""
+    return torch.tensor(x.transpose(0, 2, 1), dtype=torch.float32)
+
+
 def _reference(x: np.ndarray, k: np.ndarray, s: FilterSettings) -> np.ndarray:
     """mag1c's algorithm written plainly: the covariance recomputed from the data every step."""
     out = []
@@ -64,7 +69,7 @@ def _reference(x: np.ndarray, k: np.ndarray, s: FilterSettings) -> np.ndarray:
 @pytest.mark.parametrize("settings", [ROBUST, FilterSettings(shrinkage=0.0)])
 def test_rank2_updates_equal_recomputing_the_covariance(settings):
     x, k, _ = _synthetic(plume=1500.0)
-    xt = torch.tensor(x, dtype=torch.float32)
+    xt = _band_major(x)
     stats = filter_statistics(
         xt, torch.ones(x.shape[:2], dtype=torch.bool), torch.tensor(k), settings
     )
@@ -76,7 +81,7 @@ def test_rank2_updates_equal_recomputing_the_covariance(settings):
 
 def test_zero_plume_gives_a_zero_mean_map_and_honest_uncertainty():
     x, k, _ = _synthetic(plume=0.0, seed=3)
-    xt = torch.tensor(x, dtype=torch.float32)
+    xt = _band_major(x)
     use = torch.ones(x.shape[:2], dtype=torch.bool)
     enhancement, sensitivity, uncertainty = apply_filter(
         xt, filter_statistics(xt, use, torch.tensor(k), PRODUCTION), PRODUCTION
@@ -91,7 +96,7 @@ def test_zero_plume_gives_a_zero_mean_map_and_honest_uncertainty():
 def test_recovers_an_injected_plume_within_5_percent():
     settings = ROBUST
     x, k, c = _synthetic(plume=1500.0, seed=7)
-    xt = torch.tensor(x, dtype=torch.float32)
+    xt = _band_major(x)
     use = torch.ones(x.shape[:2], dtype=torch.bool)
     enhancement = apply_filter(xt, filter_statistics(xt, use, torch.tensor(k), settings), settings)[
         0
@@ -102,7 +107,7 @@ def test_recovers_an_injected_plume_within_5_percent():
 
 def test_robust_and_production_agree_where_they_should():
     x, k, c = _synthetic(plume=2000.0, seed=5)
-    xt = torch.tensor(x, dtype=torch.float32)
+    xt = _band_major(x)
     use = torch.ones(x.shape[:2], dtype=torch.bool)
     plain = FilterSettings(shrinkage=0.0)
     robust0 = FilterSettings(iterations=0, albedo=False, nonnegative=False, shrinkage=0.0)
