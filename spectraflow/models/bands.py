@@ -41,17 +41,18 @@ def select_bands(bands: BandTable, contract: InputContract, *, model: str = "mod
     centre = bands.wavelengths
     good = bands.good_mask
     if contract.band_selection == "window":
-        assert contract.wavelength_range_nm is not None  # checked by the card
-        low, high = contract.wavelength_range_nm
-        inside = (centre >= low) & (centre <= high)
+        inside = np.zeros(len(centre), dtype=bool)
+        for low, high in contract.windows:
+            inside |= (centre >= low) & (centre <= high)
         picked = np.flatnonzero(inside & good)
         if len(picked) < contract.min_bands:
+            windows = ", ".join(f"{low:.0f}–{high:.0f}" for low, high in contract.windows)
             raise BandMismatchError(
                 f"{model} needs at least {contract.min_bands} good bands in "
-                f"{low:.0f}–{high:.0f} nm; this band table has {len(picked)} "
+                f"{windows} nm; this band table has {len(picked)} "
                 f"({_nm(centre[picked])} nm)",
                 where="bands",
-                fix=f"run {model} on a sensor that samples {low:.0f}–{high:.0f} nm "
+                fix=f"run {model} on a sensor that samples {windows} nm "
                 f"({', '.join(contract.sensors) or 'an imaging spectrometer'})",
             )
         return picked

@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from spectraflow.errors import ModelError
@@ -22,10 +23,12 @@ __all__ = [
     "ClassInfo",
     "InputContract",
     "ModelCard",
+    "NetworkSpec",
     "OutputSpec",
     "OutputVariable",
     "WeightsRef",
     "load_card",
+    "save_card",
 ]
 
 Task = Literal["classification", "segmentation", "regression"]
@@ -42,11 +45,12 @@ class InputContract(_Frozen):
     Parameters
     ----------
     band_selection
-        ``"window"``: every good band inside ``wavelength_range_nm`` (at least ``min_bands``);
-        ``"nearest"``: for each of ``wavelengths_nm``, the nearest good band within
-        ``tolerance_nm``.
-    wavelength_range_nm
-        (min, max) in nm, for ``"window"``.
+        ``"window"``: every good band inside ``wavelength_range_nm`` or any of
+        ``wavelength_ranges_nm`` (at least ``min_bands``); ``"nearest"``: for each of
+        ``wavelengths_nm``, the nearest good band within ``tolerance_nm`` (trained models with
+        a fixed number of input channels).
+    wavelength_range_nm, wavelength_ranges_nm
+        (min, max) in nm, or several such windows, for ``"window"``.
     wavelengths_nm, tolerance_nm
         Band centres a model was trained on, for ``"nearest"``.
     min_bands
@@ -65,6 +69,7 @@ class InputContract(_Frozen):
 
     band_selection: Literal["window", "nearest"]
     wavelength_range_nm: tuple[float, float] | None = None
+    wavelength_ranges_nm: tuple[tuple[float, float], ...] | None = None
     wavelengths_nm: tuple[float, ...] | None = None
     tolerance_nm: float = 10.0
     min_bands: int = Field(default=1, ge=1)
@@ -76,11 +81,17 @@ class InputContract(_Frozen):
 
     @model_validator(mode="after")
     def _selection_has_its_fields(self) -> InputContract:
-        if self.band_selection == "window" and self.wavelength_range_nm is None:
-            raise ValueError("band_selection 'window' needs wavelength_range_nm")
+        if self.band_selection == "window" and not self.windows:
+            raise ValueError("band_selection 'window' needs wavelength_range(s)_nm")
         if self.band_selection == "nearest" and not self.wavelengths_nm:
             raise ValueError("band_selection 'nearest' needs wavelengths_nm")
         return self
+
+    @property
+    def windows(self) -> tuple[tuple[float, float], ...]:
+        """Every (min, max) wavelength window of a ``"window"`` selection."""
+        single = (self.wavelength_range_nm,) if self.wavelength_range_nm else ()
+        return single + (self.wavelength_ranges_nm or ())
 
     @property
     def halo(self) -> int:
@@ -126,8 +137,35 @@ class WeightsRef(_Frozen):
     trained_with: str
 
 
+class NetworkSpec(_Frozen):
+    """The network of a learned model.
+
+    Parameters
+    ----------
+    architecture
+        ``module:Class`` under ``spectraflow.models`` (e.g. ``spectral_earth:SpectralEarthViT``),
+        built as ``Class(in_channels, num_classes, **config)``.
+    config
+        Keyword options of the architecture (widths, depths, ...).
+    normaliser
+        How reflectance is scaled before the network: ``"standardise"`` (per-band mean and
+        standard deviation of the training data), ``"robust-max"`` (divide by the per-band
+        99th percentile of the training data and clip to [0, 1], as HyperspectralViTs do) or
+        ``"reflectance"`` (reflectance as is, clipped to [0, 1.5]: the only choice for a model
+        that reads any band set).
+    """
+
+    architecture: str = Field(pattern=r"^[\w.]+:\w+$")
+    config: dict[str, int | float | str | bool] = Field(default_factory=dict)
+    normaliser: Literal["standardise", "robust-max", "reflectance"] = "standardise"
+
+
 class ModelCard(_Frozen):
-    """A model's card (see the module docstring); loaded by :func:`load_card`."""
+    """A model's card (see the module docstring); loaded by :func:`load_card`.
+
+    Learned models also have ``network`` and, once trained, ``weights`` and the ``metrics``
+    measured on held-out scenes by ``spectraflow evaluate``.
+    """
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
@@ -140,7 +178,9 @@ class ModelCard(_Frozen):
     options: dict[str, float | int | str | bool] = Field(default_factory=dict)
     input: InputContract
     output: OutputSpec
+    network: NetworkSpec | None = None
     weights: WeightsRef | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
 
 
 def load_card(path: Path) -> ModelCard:
@@ -159,6 +199,13 @@ def load_card(path: Path) -> ModelCard:
             where=str(path),
             fix="correct the card against spectraflow.models.card.ModelCard",
         ) from err
+
+
+def save_card(card: ModelCard, path: Path) -> None:
+    """Write ``card`` as TOML (atomically: a reader never sees half a card)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(tomli_w.dumps(card.model_dump(mode="json", exclude_none=True)).encode())
+    partial.replace(path)
 
 
 def sha256_of(path: Path) -> str:
