@@ -156,7 +156,7 @@ class NetworkSpec(_Frozen):
     """
 
     architecture: str = Field(pattern=r"^[\w.]+:\w+$")
-    config: dict[str, int | float | str | bool] = Field(default_factory=dict)
+    config: dict[str, int | float | str | bool | tuple[int, ...]] = Field(default_factory=dict)
     normaliser: Literal["standardise", "robust-max", "reflectance"] = "standardise"
 
 

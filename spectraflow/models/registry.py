@@ -33,19 +33,21 @@ def list_models() -> list[ModelCard]:
 
 
 def get_card(name: str) -> ModelCard:
-    """The card of model ``name``.
+    """The card of model ``name``, or the card file at path ``name`` (a model you trained).
 
     Raises
     ------
     ModelError
         No model has that name (the message lists the registered ones).
     """
+    if name.endswith(".toml") and Path(name).is_file():
+        return load_card(Path(name))
     cards = _cards()
     if name not in cards:
         raise ModelError(
             f"unknown model {name!r}",
             where="model",
-            fix=f"use one of: {', '.join(cards)} (spectraflow models list)",
+            fix=f"use one of: {', '.join(cards)} (spectraflow models list), or a card file",
         )
     return cards[name]
 
@@ -71,7 +73,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def load_model(name: str, *, device: str | torch.device | None = None) -> Any:
-    """Build model ``name`` from its card on ``device`` (default: CUDA if present, else CPU).
+    """Build model ``name`` (or the card file ``name``) on ``device`` (default: CUDA, else CPU).
 
     The model has a ``card`` attribute and the methods its card's contract implies (see
     :mod:`spectraflow.models.matched_filter` for a model with scene statistics).

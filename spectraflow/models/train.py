@@ -290,14 +290,13 @@ def train(
     opt = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=options.weight_decay)
     total = options.epochs * options.steps_per_epoch
     warmup = options.warmup_epochs * options.steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, warmup))
     val_chips = _chips(splits, "validation", 4 * options.batch, options, rng)
     checkpoint = out / "checkpoint.safetensors"
     meta: dict[str, Any] = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad": 0, "history": []}
     if options.resume and checkpoint.exists():
         meta = _load_checkpoint(checkpoint, net, normaliser, opt)
-        for _ in range(meta["epoch"] * options.steps_per_epoch):
-            sched.step()
+    done = meta["epoch"] * options.steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s + done, total, warmup))
     best_path = out / f"{card.name}.safetensors"
     for epoch in range(meta["epoch"], options.epochs):
         if meta["bad"] >= options.patience:
