@@ -151,8 +151,8 @@ class NetworkSpec(_Frozen):
         How reflectance is scaled before the network: ``"standardise"`` (per-band mean and
         standard deviation of the training data), ``"robust-max"`` (divide by the per-band
         99th percentile of the training data and clip to [0, 1], as HyperspectralViTs do) or
-        ``"reflectance"`` (reflectance as is, clipped to [0, 1.5]: the only choice for a model
-        that reads any band set).
+        ``"reflectance"`` (one mean and standard deviation for all bands: the choice for a
+        model that reads any band set).
     """
 
     architecture: str = Field(pattern=r"^[\w.]+:\w+$")

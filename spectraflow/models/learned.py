@@ -31,16 +31,16 @@ from spectraflow.sensors.bands import BandTable
 
 __all__ = ["LearnedModel", "Normaliser", "build", "build_network", "fit_normaliser"]
 
-# Clip ranges after scaling: standardised values beyond ±6σ are outliers (glint, bad pixels),
-# reflectance beyond 1.5 is not a surface.
-_CLIP = {"standardise": (-6.0, 6.0), "robust-max": (0.0, 1.0), "reflectance": (0.0, 1.5)}
+# Clip ranges after scaling: standardised values beyond ±6σ are outliers (glint, bad pixels).
+_CLIP = {"standardise": (-6.0, 6.0), "robust-max": (0.0, 1.0), "reflectance": (-6.0, 6.0)}
 
 
 class Normaliser(nn.Module):
     """``clip((x − offset) / scale)`` per band, then 0 where a value was not finite.
 
     ``offset`` and ``scale`` have one value per band (``"standardise"``, ``"robust-max"``) or a
-    single value for any band count (``"reflectance"``).
+    single value for any band count (``"reflectance"``: every band shifted and scaled alike,
+    which keeps spectra comparable across sensors).
     """
 
     offset: torch.Tensor
@@ -62,8 +62,6 @@ class Normaliser(nn.Module):
 
 def fit_normaliser(kind: str, pixels: np.ndarray) -> Normaliser:
     """The normaliser of ``kind`` for training ``pixels`` (N, C) (finite values only)."""
-    if kind == "reflectance":
-        return Normaliser(kind, torch.zeros(1), torch.ones(1))
     finite = pixels[np.isfinite(pixels).all(axis=1)]
     if len(finite) == 0:
         raise ModelError(
@@ -71,7 +69,9 @@ def fit_normaliser(kind: str, pixels: np.ndarray) -> Normaliser:
             where="training scenes",
             fix="check the cubes' valid masks and band selection",
         )
-    if kind == "standardise":
+    if kind == "reflectance":
+        offset, scale = np.array([finite.mean()]), np.array([finite.std()])
+    elif kind == "standardise":
         offset, scale = finite.mean(axis=0), finite.std(axis=0)
     else:  # robust-max
         offset, scale = np.zeros(finite.shape[1]), np.percentile(finite, 99, axis=0)
@@ -170,7 +170,7 @@ class LearnedModel:
         """
         picked = self.bands(table)
         x = torch.as_tensor(np.ascontiguousarray(reflectance[picked]), dtype=torch.float32)
-        sub = _subset(table, picked) if self.conditioned else None
+        sub = band_subset(table, picked) if self.conditioned else None
         halo = self.card.input.halo
         core = max(self.card.input.tile_size - 2 * halo, self.size_multiple)
         rows, cols = x.shape[1:]
@@ -194,7 +194,7 @@ class LearnedModel:
         return np.where(np.isfinite(probabilities).all(axis=0), values, 0).astype(np.uint8)
 
 
-def _subset(table: BandTable, picked: np.ndarray) -> BandTable:
+def band_subset(table: BandTable, picked: np.ndarray) -> BandTable:
     """The rows ``picked`` of a band table."""
     return BandTable.from_arrays(table.wavelengths[picked], table.fwhms[picked])
 

@@ -33,6 +33,7 @@ class LabelledScene:
     """A cube's reflectance (bands, rows, cols), its band table, labels and valid mask."""
 
     name: str
+    cube: str
     reflectance: np.ndarray
     bands: BandTable
     labels: np.ndarray
@@ -126,6 +127,7 @@ def load_labelled_scene(
         valid &= cube["valid"].values.astype(bool)
     return LabelledScene(
         str(cube.attrs.get("scene_id", Path(cube_path).name)),
+        str(cube_path),
         reflectance,
         cube_bands(cube),
         np.where(valid, labels, 0).astype(np.uint8),

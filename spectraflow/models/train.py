@@ -41,6 +41,7 @@ from spectraflow.models.layers.lora import add_lora, count_parameters, merge_lor
 from spectraflow.models.learned import (
     LearnedModel,
     Normaliser,
+    band_subset,
     build_network,
     fit_normaliser,
     split_state,
@@ -49,6 +50,7 @@ from spectraflow.models.learned import (
 from spectraflow.models.metrics import classification_scores, confusion_matrix, detection_scores
 from spectraflow.models.scenes import PLUME, LabelledScene
 from spectraflow.models.weights import load_weights, save_weights
+from spectraflow.sensors.bands import BandTable
 
 __all__ = ["TrainOptions", "TrainResult", "evaluate", "train"]
 
@@ -107,7 +109,9 @@ def _class_index(card: ModelCard, labels: np.ndarray) -> np.ndarray:
     return lookup[labels]
 
 
-def _split(scene: LabelledScene, picked: np.ndarray, options: TrainOptions, rng: Any) -> _Split:
+def _split(
+    scene: LabelledScene, picked: np.ndarray, options: TrainOptions, rng: np.random.Generator
+) -> _Split:
     rows = scene.labels.shape[0]
     cut = round(rows * (1 - options.validation_fraction))
     train, validation = scene.labels.copy(), scene.labels.copy()
@@ -119,7 +123,11 @@ def _split(scene: LabelledScene, picked: np.ndarray, options: TrainOptions, rng:
 
 
 def _chips(
-    splits: Sequence[_Split], which: str, count: int, options: TrainOptions, rng: Any
+    splits: Sequence[_Split],
+    which: str,
+    count: int,
+    options: TrainOptions,
+    rng: np.random.Generator,
 ) -> list[tuple[int, int, int]]:
     """``count`` chips (scene, row, col), class-balanced, spread over the scenes."""
     out = []
@@ -160,7 +168,7 @@ class _Runner:
     """The network with its normaliser on a device; one loss per batch."""
 
     def __init__(
-        self, net: nn.Module, normaliser: Normaliser, bands: Any, device: torch.device
+        self, net: nn.Module, normaliser: Normaliser, bands: BandTable, device: torch.device
     ) -> None:
         self.net = net.to(device)
         self.normaliser = normaliser.to(device)
@@ -225,17 +233,15 @@ def _load_checkpoint(
 
 
 def _picked_bands(card: ModelCard, scenes: Sequence[LabelledScene]) -> list[np.ndarray]:
-    """Band indices per scene; fixed-channel models need the same wavelengths in every scene."""
+    """Band indices per scene: the same wavelengths in every scene (batches mix scenes)."""
     picked = [select_bands(s.bands, card.input, model=card.name) for s in scenes]
-    if card.network is not None and card.network.normaliser == "reflectance":
-        return picked  # a wavelength-conditioned model reads any band set
     first = scenes[0].bands.wavelengths[picked[0]]
     for scene, p in zip(scenes[1:], picked[1:], strict=True):
         if len(p) != len(first) or np.abs(scene.bands.wavelengths[p] - first).max() > 10:
             raise ModelError(
                 f"scene {scene.name} has other bands than {scenes[0].name}",
                 where="scenes",
-                fix="train a fixed-band model on scenes of one sensor",
+                fix="train on scenes of one sensor",
             )
     return picked
 
@@ -285,7 +291,7 @@ def train(
         net.load_state_dict(net_state)
         normaliser.load_state_dict(norm_state)
         add_lora(net, rank=options.lora_rank)
-    runner = _Runner(net, normaliser, scenes[0].bands.model_copy(), device)
+    runner = _Runner(net, normaliser, band_subset(scenes[0].bands, picked[0]), device)
     trainable = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=options.weight_decay)
     total = options.epochs * options.steps_per_epoch

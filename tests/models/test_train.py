@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from spectraflow.catalog import find_scene
 from spectraflow.cube import ingest
 from spectraflow.errors import ModelError
-from spectraflow.models import get_card, load_model
+from spectraflow.models import get_card, list_models, load_model
 from spectraflow.models.card import NetworkSpec
 from spectraflow.models.learned import LearnedModel
 from spectraflow.models.scenes import load_labelled_scene, parse_scene_pair
@@ -125,3 +125,24 @@ def test_scene_pairs_parse_and_reject():
     assert parse_scene_pair("/a/cube.zarr:/b/labels.tif") == ("/a/cube.zarr", "/b/labels.tif")
     with pytest.raises(ModelError, match="CUBE:LABELS"):
         parse_scene_pair("cube-only")
+
+
+SHIPPED = [c.name for c in list_models() if c.network is not None and c.weights is not None]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_weights_load_and_predict_on_a_simulated_cube(name, tmp_path):
+    card = get_card(name)
+    sensor = card.input.sensors[0]
+    sim = simulate_scene(sensor, out=tmp_path, size="tiny", seed=5)
+    labels = sim.truth["sensor_geometry" if sensor == "emit" else "classes"]
+    if card.options.get("labels") == "plume" and sensor != "emit":
+        labels = sim.truth["ch4"]
+    cube = ingest(find_scene(sim.item_path), out=tmp_path / "cubes")
+    scene = load_labelled_scene(cube, labels, card)
+    model = load_model(name, device="cpu")
+    probs = model.predict_array(scene.reflectance, scene.bands)
+    assert probs.shape == (len(card.output.classes), *scene.labels.shape)
+    np.testing.assert_allclose(probs.sum(0), 1.0, atol=1e-4)
+    assert set(np.unique(model.classify(probs))) <= {c.value for c in card.output.classes}
+    assert card.metrics  # measured on held-out scenes when the weights were made

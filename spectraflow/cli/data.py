@@ -1,55 +1,29 @@
-"""The ``spectraflow`` command line.
-
-Each command parses and validates its options, then delegates to the library; errors raised as
-:class:`~spectraflow.errors.SpectraflowError` are reported as one red line on stderr with exit
-status 2. Heavy modules are imported inside the commands so that ``--help`` stays fast.
-"""
+"""Data commands: simulate scenes, run the demo, search catalogs and ingest scenes into cubes."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from spectraflow import __version__
-from spectraflow.errors import SpectraflowError
+from spectraflow.cli._common import (
+    progress_bar,
+    reporting_errors,
+    stderr,
+    stdout,
+    task_callback,
+)
 
-__all__ = ["app"]
-
-EXIT_USER_ERROR = 2
-"""Exit status of a command that failed with a :class:`SpectraflowError`."""
+__all__ = ["SensorChoice", "SizeChoice", "demo", "ingest", "search", "simulate"]
 
 DEFAULT_DATE = "2024-06-12"
 """Acquisition date simulated when ``--date`` is not given."""
-
-HELP = """\
-[bold]spectraflow[/] turns imaging-spectroscopy and multispectral satellite scenes \
-(NASA EMIT, DLR EnMAP, Copernicus Sentinel-2) into georeferenced map products.
-
-Data flow: STAC search → [bold]Scene[/] → ingest → [bold]Zarr cube[/] → predict (PyTorch) \
-→ [bold]predictions[/] → mosaic → [bold]COG + STAC item[/].
-
-Available now: [cyan]search[/] finds scenes in the real STAC catalogs or your own; \
-[cyan]catalog[/] serves a local STAC API; [cyan]simulate[/] writes sensor-faithful synthetic \
-scenes with their STAC items and ground truth; [cyan]demo[/] simulates a small region seen by \
-all three sensors.
-"""
 
 
 class SensorChoice(StrEnum):
@@ -70,40 +44,6 @@ class SizeChoice(StrEnum):
 
 
 ALL_SENSORS: tuple[str, ...] = (SensorChoice.emit, SensorChoice.enmap, SensorChoice.sentinel2)
-
-app = typer.Typer(
-    name="spectraflow",
-    help=HELP,
-    rich_markup_mode="rich",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-def _stdout() -> Console:
-    return Console(highlight=False)
-
-
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-@contextmanager
-def _reporting_errors() -> Iterator[None]:
-    """Turn a :class:`SpectraflowError` into one red line on stderr and exit status 2."""
-    try:
-        yield
-    except SpectraflowError as exc:
-        _stderr().print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=EXIT_USER_ERROR) from None
-
-
-def _version_callback(value: bool) -> None:
-    if value:
-        typer.echo(f"spectraflow {__version__}")
-        raise typer.Exit()
 
 
 def _check_dates(values: list[str] | None) -> list[str] | None:
@@ -128,27 +68,6 @@ def _expand_sensors(choices: Sequence[SensorChoice] | None) -> list[str]:
     return sensors
 
 
-def _progress_bar() -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=_stderr(),
-    )
-
-
-def _task_callback(bar: Progress, description: str) -> Callable[[int, int], None]:
-    """Add a task to ``bar``; return the ``progress(done, total)`` callback that advances it."""
-    task = bar.add_task(description, total=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    return progress
-
-
 def _print_scenes(rows: Sequence[tuple[str, Any]]) -> None:
     """Print a table of ``(date, result)`` rows, results as returned by ``simulate_scene``."""
     table = Table(title="Simulated scenes", title_justify="left")
@@ -157,25 +76,9 @@ def _print_scenes(rows: Sequence[tuple[str, Any]]) -> None:
     table.add_column("STAC item (the scene's files are beside it)", overflow="fold")
     for date, result in rows:
         table.add_row(str(result.sensor), date, str(result.item_path))
-    _stdout().print(table)
+    stdout().print(table)
 
 
-@app.callback()
-def main(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=_version_callback,
-            is_eager=True,
-            help="Print the spectraflow version and exit.",
-        ),
-    ] = False,
-) -> None:
-    """Turn EMIT, EnMAP and Sentinel-2 scenes into georeferenced map products."""
-
-
-@app.command()
 def simulate(
     out: Annotated[
         Path,
@@ -240,11 +143,11 @@ def simulate(
     """
     sensors = _expand_sensors(sensor)
     dates = date or [DEFAULT_DATE]
-    with _reporting_errors():
+    with reporting_errors():
         from spectraflow.simulate import simulate_scene  # imports the numerical stack
 
         rows: list[tuple[str, Any]] = []
-        with _progress_bar() as bar:
+        with progress_bar() as bar:
             for name in sensors:
                 for day in dates:
                     result = simulate_scene(
@@ -255,13 +158,12 @@ def simulate(
                         date=day,
                         seed=seed,
                         provider=provider,
-                        progress=_task_callback(bar, f"{name} {day}"),
+                        progress=task_callback(bar, f"{name} {day}"),
                     )
                     rows.append((day, result))
         _print_scenes(rows)
 
 
-@app.command()
 def demo(
     out: Annotated[
         Path,
@@ -289,15 +191,15 @@ def demo(
     """
     from spectraflow.demo import demo_plan, find_demo_scenes, run_demo
 
-    with _reporting_errors():
-        with _progress_bar() as bar:
-            results = run_demo(out, size=size.value, progress=_task_callback(bar, "demo scenes"))
+    with reporting_errors():
+        with progress_bar() as bar:
+            results = run_demo(out, size=size.value, progress=task_callback(bar, "demo scenes"))
         dates = [date for _, date in demo_plan()]
         _print_scenes(list(zip(dates, results, strict=True)))
-        with _stderr().status("searching the local STAC API…"):
+        with stderr().status("searching the local STAC API…"):
             scenes = find_demo_scenes(out, results)
         _print_search(scenes, as_json=False)
-        _stdout().print(f"Demo files are under [bold]{escape(str(out))}[/]")
+        stdout().print(f"Demo files are under [bold]{escape(str(out))}[/]")
 
 
 def _print_search(scenes: Sequence[Any], *, as_json: bool) -> None:
@@ -316,10 +218,9 @@ def _print_search(scenes: Sequence[Any], *, as_json: bool) -> None:
         cloud = "–" if scene.cloud_cover is None else f"{scene.cloud_cover:.0f}"
         when = scene.datetime.strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(scene.id, scene.sensor, when, cloud, scene.provider)
-    _stdout().print(table)
+    stdout().print(table)
 
 
-@app.command()
 def search(
     aoi: Annotated[
         str,
@@ -374,10 +275,10 @@ def search(
         spectraflow search --aoi -104,31.8,-103.4,32.2 --start 2024-06-01 --end 2024-06-30
     """
     names = [p.strip() for entry in provider or [] for p in entry.split(",") if p.strip()]
-    with _reporting_errors():
+    with reporting_errors():
         from spectraflow.catalog import search as run_search
 
-        with _stderr().status("searching…") as status:
+        with stderr().status("searching…") as status:
 
             def report(name: str, count: int) -> None:
                 status.update(f"searching {name}: {count} items")
@@ -395,123 +296,10 @@ def search(
         _print_search(scenes, as_json=as_json)
 
 
-catalog_app = typer.Typer(
-    help="The STAC providers, and a local STAC API (rustac) for simulated scenes and products.",
-    no_args_is_help=True,
-)
-app.add_typer(catalog_app, name="catalog")
-
-
-@catalog_app.command("providers")
-def catalog_providers() -> None:
-    """List the STAC providers spectraflow knows (built-in and from spectraflow.toml)."""
-    with _reporting_errors():
-        from spectraflow.catalog import providers
-
-        table = Table(title="STAC providers", title_justify="left")
-        for column in ("name", "sensors: collections", "credentials", "default", "url"):
-            table.add_column(column, overflow="fold")
-        for p in providers().values():
-            sensors = "; ".join(f"{s}: {', '.join(c)}" for s, c in p.collections.items())
-            table.add_row(p.name, sensors, p.auth or "none", "yes" if p.default else "no", p.url)
-        _stdout().print(table)
-
-
-def _data_dir(data: Path | None) -> Path:
-    from spectraflow.config import get_settings
-
-    return data if data is not None else get_settings().data_dir / "catalog"
-
-
-DataOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data",
-        metavar="DIR",
-        file_okay=False,
-        show_default="$SPECTRAFLOW_DATA_DIR/catalog",
-        help="Catalog directory (collections/ and items/ as written by 'catalog add').",
-    ),
-]
-
-
-@catalog_app.command("add")
-def catalog_add(
-    items: Annotated[
-        list[Path],
-        typer.Argument(
-            metavar="ITEMS...",
-            exists=True,
-            dir_okay=False,
-            help="STAC item JSON files, ItemCollections or .ndjson files (e.g. simulated scenes).",
-        ),
-    ],
-    data: DataOption = None,
-) -> None:
-    """Add STAC items to the local catalog; a running 'catalog serve' picks them up."""
-    with _reporting_errors():
-        from spectraflow.catalog import LocalCatalog
-
-        directory = _data_dir(data)
-        added = LocalCatalog(directory).add(items)
-        _stdout().print(f"added {len(added)} items to [bold]{escape(str(directory))}[/]")
-
-
-@catalog_app.command("serve")
-def catalog_serve(
-    data: DataOption = None,
-    port: Annotated[
-        int | None,
-        typer.Option(metavar="PORT", min=0, max=65535, show_default="$SPECTRAFLOW_STAC_PORT"),
-    ] = None,
-    host: Annotated[
-        str,
-        typer.Option(
-            metavar="HOST",
-            help="Interface to listen on. Only loopback by default: give 0.0.0.0 to serve "
-            "other machines (the catalog has no authentication).",
-        ),
-    ] = "127.0.0.1",
-    backend: Annotated[
-        str,
-        typer.Option(
-            metavar="NAME",
-            help="auto, memory (small catalogs) or duckdb (stac-geoparquet, large catalogs).",
-        ),
-    ] = "auto",
-) -> None:
-    """Serve the local catalog as a STAC API (rustac) until interrupted (Ctrl-C).
-
-    Items added with 'spectraflow catalog add' appear within a second. Search it with
-    'spectraflow search --provider local' or any STAC client.
-    """
-    with _reporting_errors():
-        from spectraflow.catalog import serve_forever
-        from spectraflow.config import get_settings
-
-        if backend not in ("auto", "memory", "duckdb"):
-            raise typer.BadParameter("use auto, memory or duckdb", param_hint="--backend")
-        directory = _data_dir(data)
-
-        def ready(url: str) -> None:
-            _stderr().print(
-                f"STAC API of [bold]{escape(str(directory))}[/] at [bold]{url}[/] (Ctrl-C stops)"
-            )
-
-        serve_forever(
-            directory,
-            host=host,
-            port=get_settings().stac_port if port is None else port,
-            backend=backend,  # type: ignore[arg-type]
-            on_ready=ready,
-        )
-
-
 def _dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-@app.command()
 def ingest(
     scene: Annotated[
         str,
@@ -545,7 +333,7 @@ def ingest(
     Running it again with the same parameters does nothing; an interrupted ingest resumes.
     """
     names = [p.strip() for entry in provider or [] for p in entry.split(",") if p.strip()]
-    with _reporting_errors():
+    with reporting_errors():
         import time
 
         from dask.callbacks import Callback
@@ -556,7 +344,7 @@ def ingest(
 
         found = find_scene(scene, providers=names or None)
         started = time.perf_counter()
-        with _progress_bar() as bar:
+        with progress_bar() as bar:
             task = bar.add_task(f"ingest {found.sensor} {found.id[:40]}", total=None)
 
             class _Tasks(Callback):  # dask callbacks → the rich bar
@@ -589,65 +377,4 @@ def ingest(
         table.add_row("grid", f"{grid}, {crs}")
         table.add_row("size on disk", f"{_dir_size(Path(url)) / 2**20:.1f} MiB")
         table.add_row("time", f"{elapsed:.1f} s")
-        _stdout().print(table)
-
-
-models_app = typer.Typer(
-    help="The models spectraflow can run: their cards (inputs, outputs, weights).",
-    no_args_is_help=True,
-)
-app.add_typer(models_app, name="models")
-
-
-@models_app.command("list")
-def models_list() -> None:
-    """List the registered models with their task, input and outputs."""
-    with _reporting_errors():
-        from spectraflow.models import list_models
-
-        table = Table(title="Models", title_justify="left")
-        for column in ("name", "task", "input", "outputs", "version"):
-            table.add_column(column, overflow="fold")
-        for card in list_models():
-            contract = card.input
-            wanted = (
-                "{:.0f}–{:.0f} nm".format(*contract.wavelength_range_nm)
-                if contract.wavelength_range_nm
-                else f"{len(contract.wavelengths_nm or ())} bands"
-            )
-            outputs = ", ".join(f"{v.name} ({v.units})" for v in card.output.variables)
-            table.add_row(card.name, card.task, wanted, outputs, card.version)
-        _stdout().print(table)
-
-
-@models_app.command("show")
-def models_show(
-    name: Annotated[str, typer.Argument(help="Model name (see 'models list').")],
-) -> None:
-    """Print a model's whole card: what it needs, what it gives, its weights and references."""
-    with _reporting_errors():
-        from spectraflow.models import get_card
-
-        card = get_card(name)
-        out = _stdout()
-        out.print(f"[bold]{card.name}[/] {card.version} — {escape(card.title)}")
-        out.print(escape(card.summary.strip()), soft_wrap=True)
-        out.print(f"\n[bold]task[/] {card.task}   [bold]licence[/] {escape(card.licence)}")
-        out.print("[bold]input[/]")
-        for key, value in card.input.model_dump(exclude_none=True).items():
-            out.print(f"  {key}: {escape(str(value))}")
-        out.print(f"  halo (px): {card.input.halo}")
-        out.print("[bold]output[/]")
-        for var in card.output.variables:
-            out.print(f"  {var.name} ({var.units}): {escape(var.description)}")
-        for cls in card.output.classes:
-            out.print(f"  class {cls.value} {escape(cls.name)} {cls.colour}")
-        weights = card.weights
-        out.print(
-            "[bold]weights[/] "
-            + (f"{weights.file} sha256 {weights.sha256}" if weights else "none (no training)")
-        )
-        if card.options:
-            out.print("[bold]options[/] " + ", ".join(f"{k}={v}" for k, v in card.options.items()))
-        for ref in card.references:
-            out.print(f"  • {escape(ref)}", soft_wrap=True)
+        stdout().print(table)
