@@ -62,15 +62,16 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "lc-any-wavelength", "enmap", ("permian", "four-corners"), 2,
-            TrainOptions(epochs=40, steps_per_epoch=20, chip=64, labels_fraction=_FEW),
+            TrainOptions(epochs=40, steps_per_epoch=20, chip=64, lr=3e-3, patience=12,
+                         labels_fraction=_FEW),
         ),
         Recipe(
             "ch4-plume-segformer", "emit", ("permian", "four-corners"), 4,
-            TrainOptions(epochs=40, steps_per_epoch=20, chip=64),
+            TrainOptions(epochs=40, steps_per_epoch=20, chip=64, class_weighting=True),
         ),
         Recipe(
             "ch4-plume-efficientvit", "emit", ("permian", "four-corners"), 4,
-            TrainOptions(epochs=40, steps_per_epoch=20, chip=64),
+            TrainOptions(epochs=40, steps_per_epoch=20, chip=64, class_weighting=True),
         ),
     )
 }  # fmt: skip

@@ -146,3 +146,14 @@ def test_shipped_weights_load_and_predict_on_a_simulated_cube(name, tmp_path):
     np.testing.assert_allclose(probs.sum(0), 1.0, atol=1e-4)
     assert set(np.unique(model.classify(probs))) <= {c.value for c in card.output.classes}
     assert card.metrics  # measured on held-out scenes when the weights were made
+
+
+def test_class_weighting_favours_rare_classes(card, enmap):
+    from spectraflow.models.train import _class_weights, _Split
+
+    labels = np.ones((10, 10), np.uint8)
+    labels[0, :4] = 2  # 4 % of the pixels
+    split = _Split(np.zeros((1, 10, 10)), labels, labels, np.ones((10, 10), bool))
+    weights = _class_weights(card, [split])
+    assert weights[1] == pytest.approx(weights[0] * np.sqrt(96 / 4))
+    assert weights[2:].tolist() == [1.0] * 7  # absent classes keep weight 1
