@@ -58,7 +58,8 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "lc-enmap-lola", "enmap", ("permian", "four-corners"), 2,
-            TrainOptions(epochs=15, steps_per_epoch=20, chip=48, labels_fraction=_FEW),
+            TrainOptions(epochs=30, steps_per_epoch=20, chip=48, lr=3e-3, patience=10,
+                         labels_fraction=_FEW),
         ),
         Recipe(
             "lc-any-wavelength", "enmap", ("permian", "four-corners"), 2,
