@@ -183,6 +183,14 @@ def train(
             "adapters and the head learn; they are merged into the weights at the end).",
         ),
     ] = None,
+    class_weighting: Annotated[
+        bool,
+        typer.Option(
+            "--class-weighting",
+            help="Weight each class's loss by 1/√(its pixel frequency): for rare targets such "
+            "as plumes.",
+        ),
+    ] = False,
     resume: Annotated[
         bool,
         typer.Option("--resume", help="Continue an interrupted run from the checkpoint in --out."),
@@ -214,6 +222,7 @@ def train(
         "labels_fraction": labels_fraction,
         "lora_rank": lora,
         "seed": seed,
+        "class_weighting": class_weighting or None,
         "resume": resume or None,
     }
     with reporting_errors():

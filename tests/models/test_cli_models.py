@@ -48,7 +48,9 @@ def test_train_evaluate_show_and_fine_tune(scene, small_card, tmp_path):
     # one chain on one trained model: training is the slow part of this file
     out = tmp_path / "run"
     args = ["train", str(small_card), "--scene", scene, "--out", str(out), *FAST]
-    trained = runner.invoke(app, [*args, "--labels-fraction", "0.5", "--device", "cpu"])
+    trained = runner.invoke(
+        app, [*args, "--labels-fraction", "0.5", "--class-weighting", "--device", "cpu"]
+    )
     assert trained.exit_code == 0, trained.output
     weights, card_path = (
         out / "lc-enmap-spectralearth.safetensors",
