@@ -52,7 +52,7 @@ from spectraflow.models.scenes import PLUME, LabelledScene
 from spectraflow.models.weights import load_weights, save_weights
 from spectraflow.sensors.bands import BandTable
 
-__all__ = ["TrainOptions", "TrainResult", "evaluate", "train"]
+__all__ = ["TrainOptions", "TrainResult", "evaluate", "resample_bands", "train"]
 
 Progress = Callable[[int, int, dict[str, float]], None]
 
@@ -63,7 +63,9 @@ class TrainOptions:
 
     ``class_weighting`` weights the loss of each class by the inverse square root of its
     frequency in the training labels: for rare targets such as plumes, which class-balanced
-    chips alone do not make frequent at the pixel level.
+    chips alone do not make frequent at the pixel level. ``band_resampling`` (for
+    wavelength-conditioned models) shows half of the training batches through a random
+    broad-band sensor (:func:`resample_bands`).
     """
 
     epochs: int = 30
@@ -79,6 +81,7 @@ class TrainOptions:
     spectral_jitter: float = 0.02
     lora_rank: int | None = None
     class_weighting: bool = False
+    band_resampling: bool = False
     seed: int = 0
     resume: bool = False
 
@@ -191,13 +194,45 @@ class _Runner:
             torch.as_tensor(bands.fwhms, dtype=torch.float32, device=device),
         )
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator | None = None
+    ) -> torch.Tensor:
+        """Cross-entropy of a batch; ``rng``: resample its bands (see :func:`resample_bands`)."""
         x, y = x.to(self.device), y.to(self.device)
+        spectral = self.spectral
+        if rng is not None:
+            x, spectral = resample_bands(x, *spectral, rng)
         amp = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
             z = self.normaliser(x)
-            logits = self.net(z, *self.spectral) if self.conditioned else self.net(z)
+            logits = self.net(z, *spectral) if self.conditioned else self.net(z)
         return F.cross_entropy(logits.float(), y, weight=self.weights, ignore_index=-1)
+
+
+def resample_bands(
+    x: torch.Tensor, wavelengths: torch.Tensor, fwhm: torch.Tensor, rng: np.random.Generator
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """A batch as a random broad-band sensor would see it (for wavelength-conditioned models).
+
+    The bands are cut into 6 to C/2 contiguous groups at random; each group becomes one band
+    (mean reflectance, mean wavelength, FWHM spanning the group), and a third of the groups are
+    dropped (at least 4 kept), as multispectral sensors leave gaps. Training on such batches
+    teaches one set of weights to read imaging spectrometers and multispectral sensors alike.
+    """
+    c = x.shape[1]
+    k = int(rng.integers(6, max(7, c // 2)))
+    cuts = np.sort(rng.choice(np.arange(1, c), size=k - 1, replace=False))
+    groups = [g for g in np.split(np.arange(c), cuts) if rng.random() > 1 / 3]
+    if len(groups) < 4:
+        groups = np.split(np.arange(c), cuts)[:: max(1, k // 4)]
+    wl, fw = wavelengths.cpu().numpy(), fwhm.cpu().numpy()
+    out = torch.stack([x[:, torch.as_tensor(g, device=x.device)].mean(1) for g in groups], 1)
+    centre = [float(wl[g].mean()) for g in groups]
+    width = [float(wl[g].max() - wl[g].min() + fw[g].mean()) for g in groups]
+    return out, (
+        torch.tensor(centre, dtype=torch.float32, device=x.device),
+        torch.tensor(width, dtype=torch.float32, device=x.device),
+    )
 
 
 def _class_weights(card: ModelCard, splits: Sequence[_Split]) -> torch.Tensor:
@@ -341,7 +376,8 @@ def train(
         for step in range(options.steps_per_epoch):
             batch = chips[step * options.batch : (step + 1) * options.batch]
             x, y = _batch(splits, batch, "train", card, options, epoch_rng)
-            loss = runner.loss(x, y)
+            resample = options.band_resampling and epoch_rng.random() < 0.5
+            loss = runner.loss(x, y, epoch_rng if resample else None)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -40,7 +40,7 @@ def small_card(tmp_path_factory):
     assert card.network is not None
     network = NetworkSpec(**{**card.network.model_dump(), "config": SMALL})
     path = tmp_path_factory.mktemp("cards") / "small.toml"
-    save_card(card.model_copy(update={"network": network}), path)
+    save_card(card.model_copy(update={"network": network, "weights": None, "metrics": {}}), path)
     return path
 
 

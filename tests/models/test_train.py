@@ -32,9 +32,8 @@ def card():
     """The SpectralEarth land-cover card with a tiny network (fast on a CPU)."""
     base = get_card("lc-enmap-spectralearth")
     assert base.network is not None
-    return base.model_copy(
-        update={"network": NetworkSpec(**{**base.network.model_dump(), "config": SMALL})}
-    )
+    network = NetworkSpec(**{**base.network.model_dump(), "config": SMALL})
+    return base.model_copy(update={"network": network, "weights": None, "metrics": {}})
 
 
 def _trained(card, enmap, out, options=FAST):
@@ -157,3 +156,18 @@ def test_class_weighting_favours_rare_classes(card, enmap):
     weights = _class_weights(card, [split])
     assert weights[1] == pytest.approx(weights[0] * np.sqrt(96 / 4))
     assert weights[2:].tolist() == [1.0] * 7  # absent classes keep weight 1
+
+
+def test_band_resampling_makes_broad_bands_from_narrow_ones():
+    from spectraflow.models.train import resample_bands
+
+    wavelengths = torch.linspace(420, 2450, 200)
+    fwhm = torch.full((200,), 10.0)
+    x = torch.rand(2, 1, 4, 4).expand(2, 200, 4, 4)  # flat spectra
+    for seed in range(20):
+        out, (centre, width) = resample_bands(x, wavelengths, fwhm, np.random.default_rng(seed))
+        k = out.shape[1]
+        assert 4 <= k <= 100 and centre.shape == width.shape == (k,)
+        assert bool((centre[1:] > centre[:-1]).all())  # still in spectral order
+        assert bool((width >= 10.0).all()) and float(centre.min()) >= 420
+        torch.testing.assert_close(out, x[:, :k])  # a flat spectrum stays flat
