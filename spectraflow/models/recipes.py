@@ -23,6 +23,7 @@ import torch
 
 from spectraflow.catalog import find_scene
 from spectraflow.cube import ingest
+from spectraflow.errors import ModelError
 from spectraflow.models.card import WeightsRef, save_card
 from spectraflow.models.learned import build
 from spectraflow.models.registry import CARDS_DIR, get_card
@@ -121,7 +122,19 @@ def make_weights(
     device: torch.device | None = None,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> tuple[TrainResult, dict[str, float | None]]:
-    """Train recipe ``name``, score it on the held-out scene and install weights and card."""
+    """Train recipe ``name``, score it on the held-out scene and install weights and card.
+
+    Raises
+    ------
+    ModelError
+        No recipe has that name.
+    """
+    if name not in RECIPES:
+        raise ModelError(
+            f"no shipped-weights recipe named {name!r}",
+            where="name",
+            fix=f"use one of: {', '.join(RECIPES)}",
+        )
     recipe = RECIPES[name]
     card = get_card(name)
     scenes = labelled_scenes(

@@ -171,3 +171,12 @@ def test_band_resampling_makes_broad_bands_from_narrow_ones():
         assert bool((centre[1:] > centre[:-1]).all())  # still in spectral order
         assert bool((width >= 10.0).all()) and float(centre.min()) >= 420
         torch.testing.assert_close(out, x[:, :k])  # a flat spectrum stays flat
+
+
+def test_unknown_recipe_is_a_model_error(tmp_path):
+    from spectraflow.models.recipes import make_weights
+
+    with pytest.raises(ModelError, match="no shipped-weights recipe") as info:
+        make_weights("lc-nowhere", tmp_path)
+    assert "lc-enmap-lola" in info.value.fix
+    assert not any(tmp_path.iterdir())  # nothing simulated or written
