@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from spectraflow import __version__
-from spectraflow.cli import data, training
+from spectraflow.cli import data, predict, training
 from spectraflow.cli.catalog import catalog_app
 from spectraflow.cli.data import SensorChoice as SensorChoice
 from spectraflow.cli.data import _expand_sensors as _expand_sensors
@@ -76,6 +76,7 @@ for _command in (
     data.demo,
     data.search,
     data.ingest,
+    predict.predict,
     training.train,
     training.evaluate,
 ):

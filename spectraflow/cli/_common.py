@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -68,6 +68,25 @@ def progress_bar() -> Progress:
         TimeElapsedColumn(),
         console=stderr(),
     )
+
+
+@contextmanager
+def dask_task_bar(description: str) -> Iterator[None]:
+    """A bar that advances with every finished task of the dask computations run inside."""
+    from dask.callbacks import Callback
+
+    with progress_bar() as bar:
+        task = bar.add_task(description, total=None)
+
+        class _Tasks(Callback):  # dask's local-scheduler callbacks → the rich bar
+            def _start_state(self, dsk: Any, state: Any) -> None:
+                bar.update(task, total=sum(len(state[k]) for k in ("ready", "waiting")))
+
+            def _posttask(self, *args: Any) -> None:
+                bar.advance(task)
+
+        with _Tasks():
+            yield
 
 
 def task_callback(bar: Progress, description: str) -> Callable[[int, int], None]:

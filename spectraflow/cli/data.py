@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from spectraflow.cli._common import (
+    dask_task_bar,
     progress_bar,
     reporting_errors,
     stderr,
@@ -336,32 +337,20 @@ def ingest(
     with reporting_errors():
         import time
 
-        from dask.callbacks import Callback
-
         from spectraflow.catalog import find_scene
         from spectraflow.cube import ingest as run_ingest
         from spectraflow.cube import open_cube
 
         found = find_scene(scene, providers=names or None)
         started = time.perf_counter()
-        with progress_bar() as bar:
-            task = bar.add_task(f"ingest {found.sensor} {found.id[:40]}", total=None)
-
-            class _Tasks(Callback):  # dask callbacks → the rich bar
-                def _start_state(self, dsk: Any, state: Any) -> None:
-                    bar.update(task, total=sum(len(state[k]) for k in ("ready", "waiting")))
-
-                def _posttask(self, *args: Any) -> None:
-                    bar.advance(task)
-
-            with _Tasks():
-                url = run_ingest(
-                    found,
-                    out=out,
-                    resolution=resolution,
-                    encoding_dtype="int16" if int16 else "float32",
-                    overwrite=overwrite,
-                )
+        with dask_task_bar(f"ingest {found.sensor} {found.id[:40]}"):
+            url = run_ingest(
+                found,
+                out=out,
+                resolution=resolution,
+                encoding_dtype="int16" if int16 else "float32",
+                overwrite=overwrite,
+            )
         elapsed = time.perf_counter() - started
         cube = open_cube(url)
         table = Table(title="Cube", title_justify="left", show_header=False)
