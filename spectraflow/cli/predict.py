@@ -31,7 +31,10 @@ def predict(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", "-o", metavar="DIR", help="Where the predictions store (Zarr) is written."
+            "--out",
+            "-o",
+            metavar="DIR",
+            help="Directory of the predictions store (<cube>.<model>.zarr).",
         ),
     ],
     tile: Annotated[
