@@ -27,17 +27,12 @@ import torch
 import xarray as xr
 
 from spectraflow.cube import open_cube, write_cube
+from spectraflow.inference.grid import TileGrid
 from spectraflow.models import load_model
 from spectraflow.models.learned import LearnedModel, band_subset
 from spectraflow.models.matched_filter import cube_bands
 
 __all__ = ["predict_cube", "predict_dataset"]
-
-
-def _core(model: LearnedModel, chunk: int, tile: int | None) -> int:
-    """Tile core edge: the wanted tile minus its halo, rounded to a multiple of the chunk."""
-    wanted = (tile or model.card.input.tile_size) - 2 * model.card.input.halo
-    return max(chunk, wanted // chunk * chunk)
 
 
 def _learned(cube: xr.Dataset, model: LearnedModel, tile: int | None) -> xr.Dataset:
@@ -48,8 +43,9 @@ def _learned(cube: xr.Dataset, model: LearnedModel, tile: int | None) -> xr.Data
     halo = model.card.input.halo
     data = refl.data[picked]
     stored = refl.encoding.get("chunks") or data.chunksize  # the Zarr chunk, not the shard
-    core = _core(model, int(stored[-1]), tile)
-    data = data.rechunk((len(picked), core, core))
+    wanted = (tile or model.card.input.tile_size) - 2 * halo
+    grid = TileGrid.plan(data.shape[1:], tile=max(wanted, 1), halo=halo, align=int(stored[-1]))
+    data = data.rechunk((len(picked), *grid.core))
     classes = len(model.class_values)
 
     def run(block: np.ndarray) -> np.ndarray:

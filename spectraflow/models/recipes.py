@@ -104,13 +104,15 @@ def labelled_scenes(
         for week in range(dates):
             when = date(2024, 6, 12) + timedelta(weeks=week)
             folder = work / f"{sensor}-{region}-{seed}-{when}"
-            sim = simulate_scene(sensor, out=folder, size="demo", region=region, seed=seed,
-                                 date=when) if not (folder / "done").exists() else None  # fmt: skip
-            if sim is not None:
+            done = folder / "done"  # written last: the cube and label paths of a ready scene
+            if not done.exists():
+                sim = simulate_scene(
+                    sensor, out=folder, size="demo", region=region, seed=seed, date=when
+                )
                 cube = ingest(find_scene(sim.item_path), out=folder / "cube")
                 labels = _labels_file(sim.truth, sensor, str(card.options.get("labels")))
-                (folder / "done").write_text(f"{cube}\n{labels}\n")
-            cube_path, labels_path = (folder / "done").read_text().split()
+                done.write_text(f"{cube}\n{labels}\n")
+            cube_path, labels_path = done.read_text().split()
             out.append(load_labelled_scene(cube_path, labels_path, card))
     return out
 

@@ -17,8 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spectraflow.errors import ConfigError
-from spectraflow.models.layers.attention import SelfAttention
-from spectraflow.models.layers.mlp import Mlp
+from spectraflow.models.layers.transformer import TransformerBlock
 
 __all__ = ["SpectralAdapter", "SpectralEarthViT"]
 
@@ -83,21 +82,6 @@ class SpectralAdapter(nn.Module):
         y = self.convs(x.unsqueeze(1))  # [B, F, C', H, W]
         y = F.adaptive_avg_pool3d(y, (self.bins, h, w))
         return y.reshape(b, self.channels, h, w)
-
-
-class _Block(nn.Module):
-    """Pre-norm transformer block."""
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
 
 
 def _up_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -179,7 +163,7 @@ class SpectralEarthViT(nn.Module):
         self.adapter = SpectralAdapter(channels=adapter_channels, filters=adapter_filters)
         self.patch_embed = nn.Conv2d(adapter_channels, dim, _PATCH, stride=_PATCH)
         self.pos_embed = nn.Parameter(torch.zeros(1, dim, pos_grid, pos_grid))
-        self.blocks = nn.ModuleList(_Block(dim, heads, mlp_ratio) for _ in range(depth))
+        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         c1, c2 = decoder_channels
         self.decoder = nn.Sequential(_up_block(dim, c1), _up_block(c1, c2))

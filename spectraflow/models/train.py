@@ -35,7 +35,7 @@ from torch import nn
 
 from spectraflow.errors import ModelError
 from spectraflow.models.bands import select_bands
-from spectraflow.models.card import ModelCard, WeightsRef, save_card
+from spectraflow.models.card import ModelCard, WeightsRef, save_card, sha256_of
 from spectraflow.models.chips import augment, sample_chips, sparse_labels
 from spectraflow.models.layers.lora import add_lora, count_parameters, merge_lora
 from spectraflow.models.learned import (
@@ -399,7 +399,7 @@ def train(
         meta["history"].append(record)
         if record["validation_loss"] < meta["best"] - 1e-4:
             meta.update(best=record["validation_loss"], best_epoch=epoch + 1, bad=0)
-            _save_best(best_path, net, normaliser)
+            save_weights(_state_tensors(net, normaliser), best_path)
         else:
             meta["bad"] += 1
         meta["epoch"] = epoch + 1
@@ -408,7 +408,7 @@ def train(
             progress(epoch + 1, options.epochs, record)
     total_params = count_parameters(net)
     trainable_params = sum(p.numel() for p in trainable)
-    sha = _finalise(best_path, card, len(picked[0]))
+    sha = _finalise(best_path, card, len(picked[0]), options.lora_rank)
     card_path = out / f"{card.name}.toml"
     save_card(_trained_card(card, scenes[0], picked[0], best_path, sha, options), card_path)
     return TrainResult(
@@ -417,19 +417,13 @@ def train(
     )  # fmt: skip
 
 
-def _save_best(path: Path, net: nn.Module, normaliser: Normaliser) -> None:
-    save_weights(_state_tensors(net, normaliser), path)
-
-
-def _finalise(path: Path, card: ModelCard, in_channels: int) -> str:
-    """Merge LoRA adapters (if any) of the best weights into plain layers; return the SHA-256."""
-    tensors = load_weights(path)
-    if not any(".down." in k for k in tensors):
-        return save_weights(tensors, path)
-    net_state, norm_state = split_state(tensors)
+def _finalise(path: Path, card: ModelCard, in_channels: int, lora_rank: int | None) -> str:
+    """The SHA-256 of the best weights, after merging LoRA adapters (if any) into plain layers."""
+    if not lora_rank:
+        return sha256_of(path)
+    net_state, norm_state = split_state(load_weights(path))
     net = build_network(card, in_channels)
-    add_lora(net, rank=int(net_state[next(k for k in net_state if k.endswith(".down.weight"))]
-                           .shape[0]))  # fmt: skip
+    add_lora(net, rank=lora_rank)
     net.load_state_dict(net_state)
     merge_lora(net)
     merged = {f"net.{k}": v for k, v in net.state_dict().items()}

@@ -34,9 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from spectraflow.errors import BandMismatchError, ConfigError
-from spectraflow.models.layers.attention import SelfAttention
 from spectraflow.models.layers.hierarchical import HierarchicalAttentionBlock
-from spectraflow.models.layers.mlp import Mlp
+from spectraflow.models.layers.transformer import TransformerBlock
 
 __all__ = ["SpectralHypernetwork", "WavelengthViT", "band_weights", "spectral_encoding"]
 
@@ -147,21 +146,6 @@ class SpectralHypernetwork(nn.Module):
         return kernel, self.to_bias(h), self.to_pixel(h)
 
 
-class _Block(nn.Module):
-    """Pre-norm transformer block on ``[B, N, dim]`` tokens."""
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, max(1, round(dim * mlp_ratio)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
 class WavelengthViT(nn.Module):
     """Wavelength-conditioned ViT for dense prediction from any band set.
 
@@ -270,7 +254,9 @@ class WavelengthViT(nn.Module):
         self.blocks: nn.ModuleList
         if backbone == "vit":
             self.pos = nn.Conv2d(width, width, 3, padding=1, groups=width)
-            self.blocks = nn.ModuleList(_Block(width, heads, mlp_ratio) for _ in range(depth))
+            self.blocks = nn.ModuleList(
+                TransformerBlock(width, heads, mlp_ratio) for _ in range(depth)
+            )
         else:
             self.blocks = nn.ModuleList(
                 HierarchicalAttentionBlock(
