@@ -46,12 +46,26 @@ def predict(
             help="Tile edge including the halo; cores are rounded to the cube's chunks.",
         ),
     ] = None,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            min=1,
+            show_default="16 on CUDA, 8 on MPS, 4 on CPU",
+            help="Tiles per forward pass.",
+        ),
+    ] = None,
+    compile: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the network (pays off on GPUs).")
+    ] = False,
     device: DeviceOption = None,
 ) -> None:
     """Run a model over a cube: class maps with probabilities, or a retrieval such as methane.
 
-    The predictions stay on the cube's grid (EMIT: sensor geometry with its GLT). Running the
-    same model on the same cube again is a no-op; an interrupted run resumes. Example:
+    Tiles overlap by the model's halo and are blended with a cosine window, so maps have no
+    seams. The predictions stay on the cube's grid (EMIT: sensor geometry with its GLT).
+    Running the same model on the same cube again is a no-op; an interrupted run resumes.
+    Example:
 
         spectraflow predict cubes/ENMAP01-....zarr --model lc-enmap-lola --out predictions/
     """
@@ -62,7 +76,9 @@ def predict(
         url_out = out / f"{cube.name.removesuffix('.zarr')}.{Path(model).stem}.zarr"
         started = time.perf_counter()
         with dask_task_bar(f"predict {Path(model).stem}"):
-            url = predict_cube(cube, model, out=url_out, tile=tile, device=device)
+            url = predict_cube(
+                cube, model, out=url_out, tile=tile, batch=batch, device=device, compile=compile
+            )
         pred = open_cube(url)
         table = Table(title="Predictions", title_justify="left", show_header=False)
         table.add_row("url", url)

@@ -144,6 +144,14 @@ class Blender:
         view.flags.writeable = False
         return view
 
+    def sums(self) -> np.ndarray:
+        """``(C + 1, rows, cols)`` float32: Σ weight · value per channel, then Σ weight.
+
+        Sums of blenders over adjoining or overlapping regions add up to the sums of one
+        blender over their union (see :mod:`spectraflow.inference.tiled`).
+        """
+        return np.concatenate([self._sum, self._weight[None]])
+
     def _clip(self, window: Window) -> tuple[slice, slice, slice, slice] | None:
         """Destination (region) and source (values) slices of ``window`` inside the region."""
         r0, r1, c0, c1 = window

@@ -53,7 +53,7 @@ def get_card(name: str) -> ModelCard:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device`` as a torch device; None picks CUDA when available, else CPU.
+    """``device`` as a torch device; None picks the best available: CUDA, then MPS, then CPU.
 
     Raises
     ------
@@ -61,13 +61,21 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         CUDA was asked for but is not available.
     """
     if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ModelError(
             "CUDA was requested but torch sees no GPU",
             where=f"device={device}",
             fix="pass device='cpu', or install a CUDA build of torch on a GPU machine",
+        )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelError(
+            "MPS was requested but torch sees no Apple GPU",
+            where=f"device={device}",
+            fix="pass device='cpu', or run on Apple silicon with an MPS build of torch",
         )
     return resolved
 

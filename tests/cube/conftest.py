@@ -6,9 +6,6 @@ very same Dataset with ``runpy.run_path`` on this file.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -140,23 +137,3 @@ def make_map_dataset() -> Callable[..., xr.Dataset]:
 @pytest.fixture
 def make_sensor_dataset() -> Callable[..., xr.Dataset]:
     return sensor_dataset
-
-
-def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float) -> None:
-    """SIGKILL ``proc`` as soon as ``ready()`` holds; fail if it ends first or time runs out."""
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and proc.poll() is None and not ready():
-            time.sleep(0.02)
-        assert proc.poll() is None, "the process finished (or died) before it could be killed"
-        assert ready(), f"the process was not ready to be killed within {timeout} s"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-@pytest.fixture
-def kill_process_when() -> Callable[..., None]:
-    """:func:`kill_when`, for tests that kill a real writer mid-write."""
-    return kill_when
