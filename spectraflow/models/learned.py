@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from spectraflow.errors import ModelError
+from spectraflow.inference.grid import TileGrid
+from spectraflow.inference.tiled import TilePlan, predict_image
 from spectraflow.models.bands import select_bands
 from spectraflow.models.card import ModelCard
 from spectraflow.models.weights import WEIGHTS_DIR, load_weights
@@ -163,30 +165,26 @@ class LearnedModel:
     ) -> np.ndarray:
         """Class probabilities (K, rows, cols) for a whole scene held in memory.
 
-        ``reflectance`` (bands, rows, cols) has every band of ``table``; tiles of the card's
-        size are cut with the card's halo on each side and only their cores are kept, so the
-        answer does not depend on where tiles fall (for pixels further than the halo from an
-        edge). The inference engine (``predict_cube``) does this for cubes of any size.
+        ``reflectance`` (bands, rows, cols) has every band of ``table``. Tiles and blending
+        are those of ``predict_cube`` (:mod:`spectraflow.inference.tiled`): the card's tile
+        size and halo, Hann-blended over half the halo.
         """
         picked = self.bands(table)
-        x = torch.as_tensor(np.ascontiguousarray(reflectance[picked]), dtype=torch.float32)
         sub = band_subset(table, picked) if self.conditioned else None
         halo = self.card.input.halo
-        core = max(self.card.input.tile_size - 2 * halo, self.size_multiple)
-        rows, cols = x.shape[1:]
-        padded = F.pad(x[None], (halo, halo, halo, halo), mode="reflect")[0] if halo else x
-        out = np.zeros((len(self.class_values), rows, cols), dtype=np.float32)
-        starts = [(r, c) for r in range(0, rows, core) for c in range(0, cols, core)]
-        for i in range(0, len(starts), batch):
-            group = starts[i : i + batch]
-            tiles = [padded[:, r : r + core + 2 * halo, c : c + core + 2 * halo] for r, c in group]
-            shape = (max(t.shape[1] for t in tiles), max(t.shape[2] for t in tiles))
-            stack = torch.stack([_pad_to(t, shape) for t in tiles])
-            probs = self.forward(stack, sub).cpu().numpy()
-            for (r, c), p, t in zip(group, probs, tiles, strict=True):
-                h, w = t.shape[1] - 2 * halo, t.shape[2] - 2 * halo
-                out[:, r : r + h, c : c + w] = p[:, halo : halo + h, halo : halo + w]
-        return out
+        grid = TileGrid.plan(
+            (reflectance.shape[1], reflectance.shape[2]),
+            tile=max(self.card.input.tile_size - 2 * halo, 1),
+            halo=halo,
+            size_multiple=self.size_multiple,
+        )
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return self.forward(torch.from_numpy(x), sub).cpu().numpy()
+
+        image = np.ascontiguousarray(reflectance[picked], dtype=np.float32)
+        plan = TilePlan(grid, margin=halo // 2, batch=batch)
+        return predict_image(image, plan=plan, run=run, channels=len(self.class_values))
 
     def classify(self, probabilities: np.ndarray) -> np.ndarray:
         """Class values (uint8) of the most probable class; 0 where probabilities are NaN."""
@@ -197,14 +195,6 @@ class LearnedModel:
 def band_subset(table: BandTable, picked: np.ndarray) -> BandTable:
     """The rows ``picked`` of a band table."""
     return BandTable.from_arrays(table.wavelengths[picked], table.fwhms[picked])
-
-
-def _pad_to(tile: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """``tile`` (C, h, w) padded at the end to ``shape`` (edge tiles of a batch)."""
-    dh, dw = shape[0] - tile.shape[1], shape[1] - tile.shape[2]
-    if not (dh or dw):
-        return tile
-    return F.pad(tile[None], (0, dw, 0, dh), mode="replicate")[0]
 
 
 def weights_path(card: ModelCard) -> Path:
