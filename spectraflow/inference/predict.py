@@ -178,10 +178,12 @@ def _blended_sums(
             valid=mask[0],
         )  # fmt: skip
 
+    # Along an axis of one region there is nothing to overlap (and it may be under the depth).
+    rows, cols = (depth if len(axis) > 1 else 0 for axis in valid.chunks)
     expanded = da.map_blocks(
         region_task,
-        da.overlap.overlap(data, depth={0: 0, 1: depth, 2: depth}, boundary="none"),
-        da.overlap.overlap(valid, depth=depth, boundary="none")[None],
+        da.overlap.overlap(data, depth={0: 0, 1: rows, 2: cols}, boundary="none"),
+        da.overlap.overlap(valid, depth={0: rows, 1: cols}, boundary="none")[None],
         dtype=np.float32,
         chunks=((channels + 1,), *(tuple(c + 2 * m for c in axis) for axis in valid.chunks)),
     )
