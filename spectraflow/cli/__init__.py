@@ -5,8 +5,9 @@ Each command parses and validates its options, then delegates to the library; er
 status 2. Heavy modules are imported inside the commands so that ``--help`` stays fast.
 
 Modules: :mod:`._common` (consoles, error reporting, progress bars, shared options),
-:mod:`.data` (simulate, demo, search, ingest), :mod:`.catalog` (the ``catalog`` group),
-:mod:`.training` (train, evaluate) and :mod:`.models` (the ``models`` group).
+:mod:`.data` (simulate, demo, search, ingest), :mod:`.predict`, :mod:`.mosaic`,
+:mod:`.catalog` (the ``catalog`` group), :mod:`.training` (train, evaluate) and :mod:`.models`
+(the ``models`` group).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated
 import typer
 
 from spectraflow import __version__
-from spectraflow.cli import data, predict, training
+from spectraflow.cli import data, mosaic, predict, training
 from spectraflow.cli.catalog import catalog_app
 from spectraflow.cli.data import SensorChoice as SensorChoice
 from spectraflow.cli.data import _expand_sensors as _expand_sensors
@@ -34,8 +35,10 @@ Data flow: STAC search → [bold]Scene[/] → ingest → [bold]Zarr cube[/] → 
 Available now: [cyan]search[/] finds scenes in the real STAC catalogs or your own; \
 [cyan]catalog[/] serves a local STAC API; [cyan]simulate[/] writes sensor-faithful synthetic \
 scenes with their STAC items and ground truth; [cyan]demo[/] simulates a small region seen by \
-all three sensors; [cyan]ingest[/] writes a scene into a Zarr cube; [cyan]models[/] lists the \
-models; [cyan]train[/] and [cyan]evaluate[/] fit a learned model on labelled cubes and score it.
+all three sensors; [cyan]ingest[/] writes a scene into a Zarr cube; [cyan]predict[/] runs a \
+model over a cube; [cyan]mosaic[/] turns predictions into a map product (COG, STAC item, \
+quicklook); [cyan]models[/] lists the models; [cyan]train[/] and [cyan]evaluate[/] fit a \
+learned model on labelled cubes and score it.
 """
 
 app = typer.Typer(
@@ -77,6 +80,7 @@ for _command in (
     data.search,
     data.ingest,
     predict.predict,
+    mosaic.mosaic,
     training.train,
     training.evaluate,
 ):

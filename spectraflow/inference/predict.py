@@ -179,11 +179,11 @@ def _blended_sums(
         )  # fmt: skip
 
     # Along an axis of one region there is nothing to overlap (and it may be under the depth).
-    rows, cols = (depth if len(axis) > 1 else 0 for axis in valid.chunks)
+    deep_r, deep_c = (depth if len(axis) > 1 else 0 for axis in valid.chunks)
     expanded = da.map_blocks(
         region_task,
-        da.overlap.overlap(data, depth={0: 0, 1: rows, 2: cols}, boundary="none"),
-        da.overlap.overlap(valid, depth={0: rows, 1: cols}, boundary="none")[None],
+        da.overlap.overlap(data, depth={0: 0, 1: deep_r, 2: deep_c}, boundary="none"),
+        da.overlap.overlap(valid, depth={0: deep_r, 1: deep_c}, boundary="none")[None],
         dtype=np.float32,
         chunks=((channels + 1,), *(tuple(c + 2 * m for c in axis) for axis in valid.chunks)),
     )
