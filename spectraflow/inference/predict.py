@@ -48,8 +48,8 @@ from spectraflow.models.matched_filter import cube_bands
 
 __all__ = ["predict_cube", "predict_dataset"]
 
-# Cube attributes the predictions keep: what mosaics and products need to place, order
-# (latest first) and cite each scene.
+# Cube attributes the predictions keep: what mosaics and products need to place, date and
+# cite each scene.
 _PROVENANCE = (
     "sensor",
     "scene_id",
@@ -86,7 +86,7 @@ def _learned(
         size_multiple=model.size_multiple,
     )
     plan = TilePlan(grid, margin=halo // 2, batch=batch or DEFAULT_BATCH[runtime.device.type])
-    chunks = _region_chunks(plan, bands=len(picked), region=region)
+    chunks, edge = _region_chunks(plan, bands=len(picked), region=region)
     data = refl.data[picked].rechunk(((len(picked),), *chunks))
     valid = (
         cube["valid"].data.astype(bool).rechunk(chunks)
@@ -126,7 +126,9 @@ def _learned(
     )
     out["confidence"].attrs.update(long_name="probability of the chosen class", units="1")
     out["probabilities"].attrs.update(long_name="class probabilities", units="1")
-    out.attrs.update(tile=grid.input_shape[0], tile_core=grid.core[0], blend_margin=plan.margin)
+    out.attrs.update(
+        tile=grid.input_shape[0], tile_core=grid.core[0], blend_margin=plan.margin, region=edge
+    )
     for name in ("glt_x", "glt_y"):
         if name in cube:
             out[name] = cube[name]
@@ -135,11 +137,12 @@ def _learned(
 
 def _region_chunks(
     plan: TilePlan, *, bands: int, region: int | None
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Region edges per axis: whole cores, ``region`` pixels or within the memory budget.
+) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], int]:
+    """Region sizes per axis, and the square edge of the regions (the store's shard edge).
 
-    A last region shorter than the context depth joins the one before: dask's overlap needs
-    every block at least as deep as the overlap.
+    Regions are whole cores, ``region`` pixels or within the memory budget. A last region
+    shorter than the context depth joins the one before: dask's overlap needs every block at
+    least as deep as the overlap.
     """
     chunks = []
     edges = plan.region_edge(bands)
@@ -150,7 +153,8 @@ def _region_chunks(
         if len(axis) > 1 and axis[-1] < max(plan.depth, plan.margin):
             axis[-2:] = [axis[-2] + axis[-1]]
         chunks.append(tuple(axis))
-    return chunks[0], chunks[1]
+    # An axis with one region is cut to the image; the other axis's edge covers it too.
+    return (chunks[0], chunks[1]), max(edges)
 
 
 def _blended_sums(
@@ -312,5 +316,4 @@ def predict_cube(
         attrs["model_sha256"] = card.weights.sha256
     # One shard per region: a region's task writes whole shards, and a resumed run redoes
     # only the regions without a progress record.
-    edge = ds["probabilities"].data.chunksize[-1] if "probabilities" in ds else None
-    return write_cube(ds, out, attrs=attrs, shards=edge)
+    return write_cube(ds, out, attrs=attrs, shards=ds.attrs.get("region"))

@@ -63,7 +63,13 @@ class Runtime:
     def __reduce__(self) -> tuple[Callable[..., Runtime], tuple[Any, ...]]:
         if self.name is not None:
             return (runtime_for, (self.name, str(self.device), self.compile))
-        return (Runtime, (self.model, None, self.compile))
+        if self.compile:
+            raise ModelError(
+                "a compiled model without a name cannot be sent to other processes",
+                where=self.model.card.name,
+                fix="pass the model by name or card path, or leave compile off",
+            )
+        return (Runtime, (self.model,))
 
     def __call__(self, batch: np.ndarray, table: BandTable | None = None) -> np.ndarray:
         """Class probabilities ``(B, K, H, W)`` float32 of reflectance ``(B, C, H, W)``."""

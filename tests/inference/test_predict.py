@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+import zarr
 
 from spectraflow.catalog import find_scene
 from spectraflow.cube import ingest, open_cube
@@ -46,6 +47,9 @@ def test_regions_and_batches_do_not_change_the_predictions(enmap_cube, tmp_path)
     )
     np.testing.assert_allclose(a["probabilities"].values, b["probabilities"].values, atol=1e-5)
     assert a.attrs["blend_margin"] == 32 and a.attrs["tile_core"] == 128
+    # each region writes whole shards of its own (a resumed run redoes only missing regions)
+    shards = zarr.open_array(tmp_path / "b.zarr" / "probabilities", mode="r").shards
+    assert shards == (9, 128, 128)
 
 
 def test_a_killed_prediction_resumes_to_the_uninterrupted_result(
