@@ -1,8 +1,10 @@
 """A small end-to-end example: one region seen by EMIT, EnMAP and Sentinel-2 on two dates.
 
 The demo simulates the scenes (with their STAC items and ground truth), catalogs them in a local
-STAC API and finds them again with :func:`spectraflow.catalog.search`. Later stages of the
-pipeline (ingest, predict, mosaic) will be added here as they land.
+STAC API and finds them again with :func:`spectraflow.catalog.search`, then runs the pipeline
+on what it found (:func:`make_demo_products`): every scene into a cube, land cover from all
+sensors with the wavelength-conditioned model and methane from EMIT with the matched filter,
+each mosaicked into a product (COG, STAC item, quicklook) published in the demo's catalog.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = [
     "ProgressCallback",
     "demo_plan",
     "find_demo_scenes",
+    "make_demo_products",
     "run_demo",
 ]
 
@@ -109,6 +112,66 @@ def find_demo_scenes(out: Path, simulated: list[Any]) -> list[Any]:
     aoi = (region.lon - 0.05, region.lat - 0.05, region.lon + 0.05, region.lat + 0.05)
     with catalog.serve() as api:
         return search(aoi, DEMO_DATES[0], DEMO_DATES[-1], DEMO_SENSORS, providers=[api.url])
+
+
+DEMO_PRODUCTS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("land-cover", "lc-any-wavelength", DEMO_SENSORS, "latest"),
+    ("methane", "ch4-mf", ("emit",), "best-confidence"),
+)
+"""``(product name, model, sensors, policy)`` of each demo product."""
+
+
+def make_demo_products(
+    out: Path, scenes: list[Any], *, progress: ProgressCallback | None = None
+) -> tuple[list[Any], dict[str, str]]:
+    """Ingest ``scenes``, predict and mosaic the :data:`DEMO_PRODUCTS` under ``out``.
+
+    Returns
+    -------
+    tuple
+        The products written (:class:`spectraflow.mosaic.Product`), and for each product that
+        could not be made, why (e.g. a scene too small for the matched filter's statistics):
+        the others are still made.
+    """
+    from spectraflow.cube import ingest
+    from spectraflow.errors import SpectraflowError
+    from spectraflow.inference import predict_cube
+    from spectraflow.mosaic import mosaic
+
+    steps = len(scenes) + sum(
+        1 + sum(s.sensor in sensors for s in scenes) for _, _, sensors, _ in DEMO_PRODUCTS
+    )
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, steps)
+
+    cubes = []
+    for scene in scenes:
+        cubes.append((scene, ingest(scene, out=out / "cubes")))
+        step()
+    products, skipped = [], {}
+    for name, model, sensors, policy in DEMO_PRODUCTS:
+        try:
+            stores = []
+            for scene, cube in cubes:
+                if scene.sensor in sensors:
+                    target = out / "predictions" / f"{scene.id}.{model}.zarr"
+                    stores.append(predict_cube(cube, model, out=target))
+                    step()
+            products.append(
+                mosaic(stores, out=out / "products", name=name, policy=policy,
+                       catalog=out / "catalog")
+            )  # fmt: skip
+        except SpectraflowError as err:
+            skipped[name] = str(err)
+        step()
+    if progress is not None:
+        progress(steps, steps)
+    return products, skipped
 
 
 def _scaled(progress: ProgressCallback, index: int, total: int) -> ProgressCallback:

@@ -185,12 +185,15 @@ def demo(
         ),
     ] = SizeChoice.demo,
 ) -> None:
-    """Run the demo: one region seen by EMIT, EnMAP and Sentinel-2 on two dates.
+    """Run the demo: one region seen by EMIT, EnMAP and Sentinel-2 on two dates, to products.
 
     Simulates the scenes with their STAC items and ground truth, serves the items from a local
-    STAC API (rustac) and finds them again with a search, as you would on a real catalog.
+    STAC API (rustac) and finds them again with a search, as you would on a real catalog. Then
+    ingests the scenes into cubes, predicts land cover (all sensors, lc-any-wavelength) and
+    methane (EMIT, ch4-mf), and mosaics each into a product: OUT/products/<name>/ holds the
+    COG, the STAC item and a quicklook PNG; the items are also in OUT/catalog.
     """
-    from spectraflow.demo import demo_plan, find_demo_scenes, run_demo
+    from spectraflow.demo import demo_plan, find_demo_scenes, make_demo_products, run_demo
 
     with reporting_errors():
         with progress_bar() as bar:
@@ -200,6 +203,19 @@ def demo(
         with stderr().status("searching the local STAC API…"):
             scenes = find_demo_scenes(out, results)
         _print_search(scenes, as_json=False)
+        with progress_bar() as bar:
+            products, skipped = make_demo_products(
+                out, scenes, progress=task_callback(bar, "ingest, predict, mosaic")
+            )
+        table = Table(title="Products", title_justify="left")
+        table.add_column("product", style="cyan", no_wrap=True)
+        table.add_column("quicklook", overflow="fold")
+        table.add_column("COG", overflow="fold")
+        for product in products:
+            table.add_row(product.id, str(product.quicklook), str(product.cog))
+        stdout().print(table)
+        for name, reason in skipped.items():
+            stderr().print(f"[yellow]{name} not made:[/] {escape(reason)}")
         stdout().print(f"Demo files are under [bold]{escape(str(out))}[/]")
 
 
