@@ -13,12 +13,15 @@ import numpy as np
 import pytest
 import rasterio
 from PIL import Image
+from pyproj import Transformer
 from rio_cogeo.cogeo import cog_validate
 from typer.testing import CliRunner
 
 from spectraflow.catalog import find_scene
+from spectraflow.catalog.store import LocalCatalog
 from spectraflow.cli import app
 from spectraflow.cube import ingest
+from spectraflow.mosaic import open_prediction
 from spectraflow.simulate import simulate_scene
 
 
@@ -56,8 +59,11 @@ def _predict(cubes: list[str], model: str, out: Path) -> list[str]:
 def test_land_cover_product_from_three_sensors(region, tmp_path):
     cubes = [c for sensor in ("enmap", "sentinel2", "emit") for c in region[sensor][:1]]
     stores = _predict(cubes, "lc-any-wavelength", tmp_path / "predictions")
-    products = tmp_path / "products"
-    _cli("mosaic", *stores, "--out", str(products), "--name", "land-cover", "--res", "30")
+    products, catalog = tmp_path / "products", tmp_path / "catalog"
+    _cli(
+        "mosaic", *stores, "--out", str(products), "--name", "land-cover", "--res", "30",
+        "--catalog", str(catalog),
+    )  # fmt: skip
 
     folder = products / "land-cover"
     cog = folder / "land-cover.tif"
@@ -75,6 +81,30 @@ def test_land_cover_product_from_three_sensors(region, tmp_path):
     assert len(derived) == 3
     assert {c["name"] for c in item["assets"]["data"]["classification:classes"]} >= {"water"}
     assert Image.open(folder / "land-cover.png").size[0] > 0
+    assert [i["id"] for i in LocalCatalog(catalog).items()] == ["land-cover"]
+
+
+def test_the_newest_scene_wins_where_scenes_overlap(region, tmp_path):
+    cubes = [region["enmap"][0], region["emit"][0]]  # 2024-06-10 and 2024-06-14
+    emit, enmap = _predict(cubes, "lc-any-wavelength", tmp_path / "predictions")  # by name
+    assert "EMIT" in Path(emit).name and "ENMAP" in Path(enmap).name
+    _cli("mosaic", enmap, emit, "--out", str(tmp_path), "--name", "m", "--res", "30")
+    with rasterio.open(tmp_path / "m" / "m.tif") as src:
+        product, transform, crs = src.read(1), src.transform, src.crs
+    newest = open_prediction(emit)  # EMIT on its lon/lat ortho grid (GLT)
+    ortho = newest["class"].values
+    rows, cols = np.nonzero(product)
+    xs, ys = rasterio.transform.xy(transform, rows, cols)  # target pixel centres
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xs, ys)
+    col, row = ~newest.rio.transform() * (np.asarray(lon), np.asarray(lat))
+    row, col = np.floor(row).astype(int), np.floor(col).astype(int)
+    inside = (row >= 0) & (row < ortho.shape[0]) & (col >= 0) & (col < ortho.shape[1])
+    picked = np.zeros_like(rows, dtype=np.uint8)
+    picked[inside] = ortho[row[inside], col[inside]]
+    covered = picked > 0
+    assert covered.mean() > 0.5
+    # where the newest scene has data, the product is its nearest pixel, wherever it lies
+    np.testing.assert_array_equal(product[rows[covered], cols[covered]], picked[covered])
 
 
 def test_methane_product_from_two_emit_scenes(region, tmp_path):
