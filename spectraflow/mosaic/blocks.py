@@ -30,13 +30,7 @@ from affine import Affine
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
-from spectraflow.mosaic.composite import (
-    composite_continuous,
-    mean_classes,
-    pick_best,
-    pick_latest,
-    take,
-)
+from spectraflow.mosaic.composite import composite_classes, composite_continuous, mean_classes
 from spectraflow.mosaic.grid import PixelWindow, TargetGrid, crs_transformer
 from spectraflow.mosaic.resample import (
     NearestMap,
@@ -148,22 +142,20 @@ def _class_block(
         expand(k.take(c, 0), p.cover, block.shape, 0)
         for c, k, p in zip(classes, picks, placements, strict=True)
     ]
-    valid = [c > 0 for c in picked]
-    if policy == "latest" or confidence is None:
-        index = pick_latest(valid)
-    else:
+    conf = None
+    if confidence is not None:
         conf = (
             expand(k.take(c, np.nan), p.cover, block.shape, np.nan)
             for c, k, p in zip(confidence, picks, placements, strict=True)
         )
-        index = pick_best(valid, conf)
+    cls, index = composite_classes(picked, conf, policy=policy)
     winner = np.full(block.shape, -1, dtype=np.int32)
     for i, (k, p) in enumerate(zip(picks, placements, strict=True)):
         if k.flat is not None:
             r0, r1, c0, c1 = p.cover
             won = index[r0:r1, c0:c1] == i
             winner[r0:r1, c0:c1][won] = k.flat[won]
-    return take(picked, index, 0), index, winner
+    return cls, index, winner
 
 
 def _winner_values(
@@ -227,9 +219,18 @@ def _variables(src: PredictionSource, policy: str) -> list[da.Array]:
         if policy == "mean":
             probs = ds["probabilities"].transpose("label", "y", "x").data.astype(np.float32)
             return [probs.rechunk({0: -1})]  # all labels in each chunk
-        conf = ds["confidence"].data if "confidence" in ds else da.full_like(main, np.nan)
+        # float32 given explicitly: full_like would take the class layer's uint8 (NaN → 0)
+        conf = (
+            ds["confidence"].data
+            if "confidence" in ds
+            else da.full_like(main, np.nan, dtype=np.float32)
+        )
         return [main, conf.astype(np.float32)]
-    sigma = ds["uncertainty"].data if "uncertainty" in ds else da.full_like(main, np.nan)
+    sigma = (
+        ds["uncertainty"].data
+        if "uncertainty" in ds
+        else da.full_like(main, np.nan, dtype=np.float32)
+    )
     return [main.astype(np.float32), sigma.astype(np.float32)]
 
 
@@ -360,9 +361,10 @@ def composite_arrays(
     """The lazy main and second layers (e.g. class and confidence), chunked (block, block).
 
     The graph is written by hand: one task per block that takes the source chunks its windows
-    overlap (so a chunk shared by blocks is read once), and for ``latest`` class maps a
-    separate confidence task per block, so that computing the class layer alone never reads a
-    confidence chunk.
+    overlap (so a chunk shared by blocks is read once). Class maps composited with ``latest``
+    or ``best-confidence`` get a second task per block that takes the confidence from the
+    winning scene's window; with ``latest`` the first task reads no confidence, so computing
+    the class layer alone never reads a confidence chunk.
     """
     kind = sources[0].kind
     labels = tuple(sources[0].labels)

@@ -209,47 +209,43 @@ def mean_classes(
 
 
 def composite_classes(
-    classes: np.ndarray,
-    confidence: np.ndarray,
+    classes: Sequence[np.ndarray],
+    confidence: Iterable[np.ndarray] | None = None,
     *,
     policy: str,
-    probabilities: np.ndarray | None = None,
-    labels: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Composite class maps with ``policy``.
+    """Composite class maps with ``latest`` or ``best-confidence``; which scene won each pixel.
+
+    The confidence layer is ``take(confidence, index, np.nan)``: a mosaic takes it in a
+    separate step, so that computing the class layer alone with ``latest`` never reads a
+    confidence. ``mean`` composites probabilities: :func:`mean_classes`.
 
     Parameters
     ----------
     classes
-        ``(scenes, rows, cols)`` class values, 0 = no data; scenes oldest → newest.
+        Per scene (oldest → newest) a ``(rows, cols)`` uint8 class map, 0 = no data (e.g. a
+        ``(scenes, rows, cols)`` array).
     confidence
-        ``(scenes, rows, cols)`` float, the probability of each scene's class.
+        Per scene a ``(rows, cols)`` float, the probability of its class (NaN: unknown);
+        required by ``best-confidence``, not read by ``latest``.
     policy
-        One of :data:`POLICIES`.
-    probabilities, labels
-        ``(scenes, labels, rows, cols)`` class probabilities and the class value of each layer;
-        required by ``mean`` (``classes`` then only marks no data).
+        ``"latest"`` or ``"best-confidence"``.
 
     Returns
     -------
-    (class, confidence)
-        ``(rows, cols)`` uint8 (0 = no data) and float32 (NaN = no data).
+    (class, index)
+        ``(rows, cols)`` uint8 (0 = no data) and the index of the winning scene (-1: none).
     """
     check_policy(policy)
-    valid = classes > 0
-    if policy == "mean":
-        if probabilities is None or labels is None:
-            raise ConfigError(
-                "the mean of class maps needs the scenes' class probabilities",
-                where="probabilities",
-                fix="pass probabilities and labels, or use policy 'latest' or 'best-confidence'",
-            )
-        probs = np.where(valid[:, None], probabilities, np.nan)
-        return mean_classes(probs, labels)
-    index = pick_latest(valid) if policy == "latest" else pick_best(valid, confidence)
-    cls = take(np.where(valid, classes, 0).astype(np.uint8), index, 0)
-    conf = take(np.asarray(confidence, dtype=np.float32), index, np.nan)
-    return cls, conf
+    valid = [c > 0 for c in classes]
+    if policy == "latest":
+        index = pick_latest(valid)
+    elif policy == "best-confidence" and confidence is not None:
+        index = pick_best(valid, confidence)
+    else:  # mean composites probabilities (mean_classes)
+        needs = "probabilities" if policy == "mean" else "confidences"
+        raise ValueError(f"class maps composited with {policy!r} need the scenes' {needs}")
+    return take(classes, index, 0).astype(np.uint8, copy=False), index
 
 
 def composite_continuous(

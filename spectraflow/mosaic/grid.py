@@ -315,7 +315,7 @@ def _centre_lonlat(grids: Sequence[TargetGrid]) -> tuple[float, float]:
     ref = (good[0][0] + good[0][2]) / 2
     xs = []
     for b in good:
-        west, east = b[0], b[2] if b[2] >= b[0] else b[2] + 360.0
+        west, east = b[0], (b[2] if b[2] >= b[0] else b[2] + 360.0)
         shift = 360.0 * round(((west + east) / 2 - ref) / 360.0)
         xs += [west - shift, east - shift]
     lon = (min(xs) + max(xs)) / 2

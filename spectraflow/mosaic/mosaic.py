@@ -30,6 +30,7 @@ from spectraflow.mosaic.composite import check_policy
 from spectraflow.mosaic.grid import TargetGrid, target_grid
 from spectraflow.mosaic.product import Product, SourceRef, write_product
 from spectraflow.mosaic.sources import PredictionSource, check_compatible, load_source
+from spectraflow.mosaic.stac_item import clean_href
 
 __all__ = ["DEFAULT_BLOCK", "mosaic", "mosaic_layers", "plan_mosaic", "sources_of"]
 
@@ -183,17 +184,11 @@ def _layers(
         policy=policy,
         model=_common(sources, "model"),
         model_version=_common(sources, "model_version"),
+        model_sha256=_common(sources, "model_sha256"),
         scenes=[s.scene_id for s in sources],
     )
     ds.attrs = {k: v for k, v in ds.attrs.items() if v is not None}
     return ds.rio.write_crs(grid.crs.to_wkt()).rio.write_transform(grid.transform)
-
-
-def _unsigned(href: Any) -> str | None:
-    """``href`` without its query string or fragment (signatures live there)."""
-    if not href:
-        return None
-    return str(href).split("?", 1)[0].split("#", 1)[0]
 
 
 def sources_of(
@@ -203,13 +198,13 @@ def sources_of(
     out = []
     for item in prediction_urls:
         src = item if isinstance(item, PredictionSource) else load_source(item)
+        href = src.data.attrs.get("source_item")
         out.append(
             SourceRef(
                 scene_id=src.scene_id,
                 sensor=str(src.data.attrs.get("sensor", "")),
                 datetime=src.datetime.isoformat(),
-                item_href=_unsigned(src.data.attrs.get("source_item")),
-                prediction=_unsigned(src.url),
+                item_href=clean_href(str(href)) if href else None,
             )
         )
     return out

@@ -11,7 +11,7 @@
 
 Layers are read block by block (dask arrays one batch of windows at a time), written into
 temporary tiled GeoTIFFs, then turned into COGs by GDAL's COG driver: tiled 512, zstd or deflate,
-internal overviews (nearest for classes, average for continuous values), nodata 0 for classes
+internal overviews (mode for classes, average for continuous values), nodata 0 for classes
 and NaN for floats. (rio-cogeo's ``cog_translate`` re-creates the bands through a WarpedVRT and
 drops band units, and setting them afterwards breaks the COG layout; its ``cog_validate`` checks
 the result in the tests.)
@@ -21,8 +21,12 @@ sidecar ``<name>.tif.aux.xml`` (``<CategoryNames>``, which GDAL and QGIS read), 
 itself as the band description (``class: 1=water, 2=...``) and CF band tags ``flag_values``,
 ``flag_meanings``, ``flag_colors``; the STAC item has them in the classification extension.
 
-Everything is written into a temporary sibling directory that is renamed to ``out/<name>`` once
-complete; an existing product of that name is replaced only then.
+Everything is written into a hidden sibling ``.<name>.*.partial`` that is renamed to
+``out/<name>`` once complete; an existing product of that name is moved aside into
+``.<name>.*.old`` only then, and deleted once the new one is in place (and published). A write
+interrupted by a crash leaves these behind: the next write of that name puts a lone old product
+back at ``out/<name>`` and deletes the rest, but not those another process is still writing
+(each holds an advisory lock on its directories).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
@@ -51,22 +56,18 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from spectraflow.errors import ProductError
-from spectraflow.mosaic.quicklook import write_quicklook
-from spectraflow.mosaic.stac_item import (
+from spectraflow.mosaic.layers import (
     BLOCK,
-    COG_MEDIA_TYPE,
-    ZARR_MEDIA_TYPE,
-    AssetSpec,
     BandStats,
     BlockStats,
     GridSpec,
     LayerSpec,
     MapClass,
     block_windows,
-    build_item,
-    clean_href,
     plan_layers,
 )
+from spectraflow.mosaic.quicklook import write_quicklook
+from spectraflow.mosaic.stac_item import ZARR_MEDIA_TYPE, AssetSpec, build_item, clean_href
 
 __all__ = ["Product", "SourceRef", "write_product"]
 
@@ -92,15 +93,12 @@ class SourceRef:
         Acquisition time, ISO 8601 (UTC when no offset is given).
     item_href
         The source STAC item (query strings are stripped before use).
-    prediction
-        The predictions store the product was made from.
     """
 
     scene_id: str
     sensor: str
     datetime: str
     item_href: str | None = None
-    prediction: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,7 +161,8 @@ def write_product(
     ------
     ProductError
         The layers are invalid (nothing is written then), or writing failed (disk full,
-        permissions); ``out/<name>`` is then as it was before.
+        permissions); ``out/<name>`` then holds the previous product, if there was one
+        (also one that an interrupted write had left aside).
     CatalogError
         Publishing failed; the product is rolled back too.
     """
@@ -182,28 +181,30 @@ def write_product(
     total = len(windows) + len(plan) + 1
     tick = _Ticker(progress, total)
     staging: Path | None = None
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=out_dir))
-        staging.chmod(0o755)  # mkdtemp's 0o700 would hide the product from other users
-        with _gdal_env():
-            assets = _write_all(layers, grid, plan, windows, staging, name, sources, tick,
-                                zarr=zarr, quicklook=quicklook, compress=compress)  # fmt: skip
-        holder = _swap_in(staging, final)
-        staging = None
-    except (OSError, RasterioError, CPLE_BaseError) as error:
-        raise _io_error(error, staging or out_dir, out_dir) from error
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-    try:
-        if target is not None:
-            target.add([final / f"{name}.json"])
-    except BaseException:
-        _roll_back(final, holder)
-        raise
-    if holder is not None:
-        shutil.rmtree(holder, ignore_errors=True)
+    with contextlib.ExitStack() as claims:  # our directories' locks, until they are settled
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            _recover(final)
+            staging = _side_dir(final, ".partial", claims)
+            staging.chmod(0o755)  # mkdtemp's 0o700 would hide the product from other users
+            with _gdal_env():
+                assets = _write_all(layers, grid, plan, windows, staging, name, sources, tick,
+                                    zarr=zarr, quicklook=quicklook, compress=compress)  # fmt: skip
+            holder = _swap_in(staging, final, claims)
+            staging = None
+        except (OSError, RasterioError, CPLE_BaseError) as error:
+            raise _io_error(error, staging or out_dir, out_dir) from error
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+        try:
+            if target is not None:
+                target.add([final / f"{name}.json"])
+        except BaseException:
+            _roll_back(final, holder, claims)
+            raise
+        if holder is not None:
+            shutil.rmtree(holder, ignore_errors=True)
     tick()
     paths = {key: final / filename for key, filename in assets.items()}
     logger.info("wrote product %s (%d assets)", final, len(paths))
@@ -285,7 +286,7 @@ def _write_all(
         _to_cog(work / layer.filename, staging / layer.filename, layer, compress)
         tick()
         assets[layer.key] = layer.filename
-        specs.append(_raster_asset(layer, stats[layer.var]))
+        specs.append(AssetSpec.of_layer(layer, stats[layer.var]))
     shutil.rmtree(work)
     main = plan[0]
     extra: list[tuple[str, str, str, tuple[str, ...], str]] = []  # key, file, type, roles, title
@@ -349,13 +350,13 @@ def _write_blocks(
             blocks = dask.compute(*lazy)  # shared upstream work is computed once per batch
             for index, window in enumerate(chunk):
                 for number, layer in enumerate(plan):
-                    block = _cast(np.asarray(blocks[index * len(plan) + number]), layer)
+                    block = layer.cast(np.asarray(blocks[index * len(plan) + number]))
                     accumulators[layer.var].update(block)
                     files[number].write(block, 1, window=window)
                 tick()
         results = {layer.var: accumulators[layer.var].result() for layer in plan}
         for dst, layer in zip(files, plan, strict=True):
-            dst.update_tags(1, **_statistics_tags(results[layer.var]))
+            dst.update_tags(1, **results[layer.var].gdal_tags())
     finally:
         for dst in files:
             dst.close()
@@ -371,18 +372,6 @@ def _slice(source: Any, window: Window) -> Any:
     (r0, r1), (c0, c1) = window.toranges()
     block = source[r0:r1, c0:c1]
     return block.values if isinstance(block, xr.Variable) else block
-
-
-def _cast(block: np.ndarray, layer: LayerSpec) -> np.ndarray:
-    if layer.kind == "continuous":
-        return block.astype(np.float32, copy=False)
-    if block.dtype != np.uint8 and block.size and (block.min() < 0 or block.max() > 255):
-        raise ProductError(
-            "class values outside 0..255",
-            where=f"layers[{layer.var!r}]",
-            fix="class maps must hold class values 1..255 and 0 for no data",
-        )
-    return block.astype(np.uint8, copy=False)
 
 
 def _profile(grid: GridSpec, layer: LayerSpec) -> dict[str, Any]:
@@ -407,8 +396,7 @@ def _profile(grid: GridSpec, layer: LayerSpec) -> dict[str, Any]:
 
 def _describe(dst: Any, layer: LayerSpec, tags: Mapping[str, str]) -> None:
     dst.set_band_description(1, layer.description)
-    resampling = _overview_resampling(layer)
-    dst.update_tags(**tags, OVERVIEW_RESAMPLING=resampling)  # as rio-cogeo records it
+    dst.update_tags(**tags, OVERVIEW_RESAMPLING=layer.overview_resampling)  # as rio-cogeo does
     if layer.units:
         dst.set_band_unit(1, layer.units)
     if layer.kind == "class":
@@ -424,20 +412,6 @@ def _describe(dst: Any, layer: LayerSpec, tags: Mapping[str, str]) -> None:
         )
 
 
-def _statistics_tags(stats: BandStats) -> dict[str, str]:
-    # GDAL's own statistics keys: GDAL and QGIS use them without scanning the raster.
-    if stats.minimum is None or stats.maximum is None:
-        return {}
-    tags = {
-        "STATISTICS_MINIMUM": repr(stats.minimum),
-        "STATISTICS_MAXIMUM": repr(stats.maximum),
-        "STATISTICS_VALID_PERCENT": repr(stats.valid_percent),
-    }
-    if stats.mean is not None and stats.stddev is not None:
-        tags.update(STATISTICS_MEAN=repr(stats.mean), STATISTICS_STDDEV=repr(stats.stddev))
-    return tags
-
-
 def _to_cog(source: Path, target: Path, layer: LayerSpec, compress: str) -> None:
     rasterio.shutil.copy(
         source,
@@ -446,17 +420,12 @@ def _to_cog(source: Path, target: Path, layer: LayerSpec, compress: str) -> None
         blocksize=BLOCK,
         compress=compress.upper(),
         predictor="YES" if layer.kind == "continuous" else "NO",
-        overview_resampling=_overview_resampling(layer),
+        overview_resampling=layer.overview_resampling,
         overviews="AUTO",
         bigtiff="IF_SAFER",
         num_threads="ALL_CPUS",
         statistics="AUTO",  # keeps ours (from the blocks, in the band tags); NO drops them
     )
-
-
-def _overview_resampling(layer: LayerSpec) -> str:
-    # Classes must stay class values; continuous values are averaged (NaN nodata ignored).
-    return "NEAREST" if layer.kind == "class" else "AVERAGE"
 
 
 def _write_category_names(path: Path, classes: Sequence[MapClass]) -> None:
@@ -471,24 +440,6 @@ def _write_category_names(path: Path, classes: Sequence[MapClass]) -> None:
         ET.SubElement(categories, "Category").text = names[value]
     ET.indent(root)
     path.write_bytes(ET.tostring(root, encoding="utf-8", xml_declaration=False) + b"\n")
-
-
-def _raster_asset(layer: LayerSpec, stats: BandStats) -> AssetSpec:
-    main = layer.key == "data"
-    title = f"{'Class map' if layer.kind == 'class' else 'Map'} of {layer.var}"
-    return AssetSpec(
-        key=layer.key,
-        href=f"./{layer.filename}",
-        media_type=COG_MEDIA_TYPE,
-        roles=("data",) if main else ("data", "quality"),
-        title=title,
-        description=layer.description,
-        data_type=layer.dtype,
-        nodata=layer.nodata,
-        unit=layer.units,
-        stats=stats,
-        classes=layer.classes,
-    )
 
 
 def _write_zarr(layers: xr.Dataset, plan: Sequence[LayerSpec], staging: Path, path: Path) -> None:
@@ -548,11 +499,18 @@ def _dataset_tags(attrs: Mapping[str, Any], name: str) -> dict[str, str]:
 # --- publishing --------------------------------------------------------------------------------
 
 
-def _swap_in(staging: Path, final: Path) -> Path | None:
+def _side_dir(final: Path, suffix: str, claims: contextlib.ExitStack) -> Path:
+    """A new hidden sibling ``.<name>.<random><suffix>`` of ``final``, locked while ``claims``."""
+    path = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent))
+    claims.enter_context(_claimed(path))
+    return path
+
+
+def _swap_in(staging: Path, final: Path, claims: contextlib.ExitStack) -> Path | None:
     """Rename ``staging`` to ``final``; return the directory that holds the old ``final``."""
     holder = None
     if final.exists():
-        holder = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+        holder = _side_dir(final, ".old", claims)
         os.replace(final, holder / final.name)
     try:
         os.replace(staging, final)
@@ -563,15 +521,57 @@ def _swap_in(staging: Path, final: Path) -> Path | None:
     return holder
 
 
-def _roll_back(final: Path, holder: Path | None) -> None:
-    shutil.rmtree(final, ignore_errors=True)
+def _roll_back(final: Path, holder: Path | None, claims: contextlib.ExitStack) -> None:
+    # Moved aside first: a crash while deleting it leaves a leftover, not a half product.
+    doomed = _side_dir(final, ".partial", claims)
+    os.replace(final, doomed / final.name)
     if holder is not None:
         _restore(holder, final)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _restore(holder: Path, final: Path) -> None:
     os.replace(holder / final.name, final)
     holder.rmdir()
+
+
+def _recover(final: Path) -> None:
+    """Restore a lone old product of ``final`` and delete what interrupted writes left of it."""
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.[^.]+\.(partial|old)")  # as _side_dir
+    with contextlib.ExitStack() as claims:  # skip what live writers hold
+        mine = [p for p in sorted(final.parent.iterdir()) if pattern.fullmatch(p.name)]
+        leftovers = [p for p in mine if claims.enter_context(_claimed(p))]
+        olds = [p for p in leftovers if p.suffix == ".old" and (p / final.name).is_dir()]
+        if olds and not final.exists():  # a crash came between moving it aside and swapping
+            newest = max(olds, key=lambda p: p.stat().st_mtime_ns)
+            os.replace(newest / final.name, final)
+            logger.warning("restored %s, left aside by an interrupted write", final)
+        for path in leftovers:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def _claimed(path: Path) -> Iterator[bool]:
+    """Hold an advisory lock on directory ``path``; yield False when another writer holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; leftovers count as abandoned
+        yield True
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # gone meanwhile, or not a directory
+        yield False
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        locked = True
+    except OSError:
+        locked = False
+    try:
+        yield locked  # held until the descriptor closes
+    finally:
+        os.close(fd)
 
 
 def _io_error(error: BaseException, where: Path, out_dir: Path) -> ProductError:

@@ -25,7 +25,7 @@ import rasterio
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 from rasterio.enums import Resampling
 
-from spectraflow.mosaic.stac_item import MapClass
+from spectraflow.mosaic.layers import MapClass
 
 __all__ = ["LEGEND_WIDTH", "RAMP_ANCHORS", "quicklook_size", "ramp", "write_quicklook"]
 

@@ -7,15 +7,18 @@ between lattice nodes along each axis: conformal maps (UTM, Mercator) are harmon
 error vanishes at cell centres and peaks on cell edges, and for a smooth map the error anywhere
 in a cell is at most the sum of the two. Pixels closer to a source pixel edge than twice that
 bound (plus float32 round-off) are transformed exactly, so nearest-neighbour picks are those of
-the exact transform everywhere, whatever block a grid is cut into; a lattice too coarse for the
-map (error above 0.05 px) falls back to exact transforms for every pixel. GDAL's warper instead
-approximates within 0.125 px (rasterio does not let it be lowered), so its picks depend on the
-chunks it warps: on two UTM zones 0.3 % of pixels differ from the exact transform's.
+the exact transform everywhere; a lattice too coarse for the map (error above 0.05 px) falls
+back to exact transforms for every pixel. Exact picks are what
+make the composite independent of how it is cut into blocks, and equal to ``gdalwarp -et 0``'s.
+``rasterio.warp.reproject`` instead approximates the transform within a fixed 0.125 px (only a
+``WarpedVRT`` takes another ``tolerance``), as ``gdalwarp`` does by default, over the chunks it
+warps, so its picks depend on those chunks: on two UTM zones 0.3 % of pixels differ from the
+exact transform's.
 
 Sampling: :class:`NearestMap` takes a window's values for every covered pixel (a plain shifted
 slice when the grids share their pixels), :func:`bilinear` interpolates with no-data
-renormalisation like GDAL's bilinear kernel, and :func:`expand` places a covered part in its
-block.
+renormalisation like GDAL's bilinear kernel but keeps no data where the nearest source pixel
+has none, and :func:`expand` places a covered part in its block.
 """
 
 from __future__ import annotations
@@ -360,10 +363,18 @@ def bilinear(
     """``window`` (rows, cols) interpolated at fractional window coordinates ``cols, rows``.
 
     Weights are between pixel centres. Neighbours without data (NaN, or outside the window)
-    are left out and the weights of the others renormalised, as GDAL's bilinear kernel does;
-    NaN where no neighbour has data or ``inside`` (the point lies in the source) is false.
+    are left out and the weights of the others renormalised, as GDAL's bilinear kernel does.
+    The result is NaN where the pixel containing the point (the nearest-neighbour pick) has
+    no data or ``inside`` (the point lies in the source) is false: no data follows the
+    source's valid pixels exactly as with nearest neighbour, instead of values spreading up
+    to a pixel into it (GDAL's kernel).
     """
     h, w = window.shape
+    with np.errstate(invalid="ignore"):
+        ni, nj = np.floor(rows), np.floor(cols)
+        ok = inside & (ni >= 0) & (ni < h) & (nj >= 0) & (nj < w)
+    nearest = window[np.where(ok, ni, 0).astype(np.intp), np.where(ok, nj, 0).astype(np.intp)]
+    valid = ok & np.isfinite(nearest)
     u, v = cols - 0.5, rows - 0.5
     with np.errstate(invalid="ignore"):
         j0, i0 = np.floor(u), np.floor(v)
@@ -373,11 +384,12 @@ def bilinear(
     for di, dj in ((0, 0), (0, 1), (1, 0), (1, 1)):
         ii, jj = i0 + di, j0 + dj
         with np.errstate(invalid="ignore"):
-            ok = inside & (ii >= 0) & (ii < h) & (jj >= 0) & (jj < w)
+            ok = valid & (ii >= 0) & (ii < h) & (jj >= 0) & (jj < w)
         vals = window[np.where(ok, ii, 0).astype(np.intp), np.where(ok, jj, 0).astype(np.intp)]
         ok &= np.isfinite(vals)
         wt = np.where(ok, (fy if di else 1 - fy) * (fx if dj else 1 - fx), 0.0)
         total += np.where(ok, vals, 0.0) * wt
         weight += wt
+    # The nearest pixel is one of the four neighbours, with a weight of at least 1/4.
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(inside & (weight > 1e-9), total / weight, np.nan).astype(np.float32)
+        return np.where(valid, total / weight, np.nan).astype(np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 
 import numpy as np
@@ -38,7 +39,13 @@ def _attrs(scene_id: str, datetime: str, sensor: str, model: str) -> dict:
         "source_item": f"https://example.test/items/{scene_id}.json?sig=secret&se=2030",
         "model": model,
         "model_version": "1.0.0",
+        "model_sha256": model_sha256(model),
     }
+
+
+def model_sha256(model: str) -> str:
+    """The weights hash the test stores of ``model`` carry (predict_cube writes the real one)."""
+    return hashlib.sha256(model.encode()).hexdigest()
 
 
 def _class_vars(classes, confidence, probabilities, dims, labels, meanings):
@@ -91,14 +98,18 @@ def stores(tmp_path):
             meanings=NAMES,
             model="lc-test",
             sensor="enmap",
+            without=(),
+            attrs=None,
         ) -> str:
+            """A class-map store; ``without``: variables left out, ``attrs``: extra attributes."""
             classes = np.asarray(classes, dtype=np.uint8)
             if confidence is None:
                 confidence = np.full(classes.shape, 0.8, dtype=np.float32)
             ds = _class_vars(
                 classes, np.asarray(confidence), probabilities, ("y", "x"), labels, meanings
             )
-            return self._write(_on_map(ds, crs, transform), datetime, sensor, model)
+            ds = _on_map(ds.drop_vars(list(without)), crs, transform)
+            return self._write(ds, datetime, sensor, model, attrs)
 
         def continuous(
             self,
@@ -140,11 +151,12 @@ def stores(tmp_path):
             return self._write(ds, datetime, "emit", "lc-test")
 
         utm_of = staticmethod(utm_of)
+        model_sha256 = staticmethod(model_sha256)
         patches = staticmethod(patches)
 
-        def _write(self, ds, datetime, sensor, model) -> str:
+        def _write(self, ds, datetime, sensor, model, attrs=None) -> str:
             n = next(counter)
-            ds.attrs.update(_attrs(f"SCENE_{n}", datetime, sensor, model))
+            ds.attrs.update(_attrs(f"SCENE_{n}", datetime, sensor, model), **(attrs or {}))
             return write_cube(ds, tmp_path / f"pred{n}.zarr", attrs={"source_cube": "c.zarr"})
 
     return Factory()

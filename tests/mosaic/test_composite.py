@@ -9,6 +9,7 @@ from spectraflow.mosaic.composite import (
     check_policy,
     composite_classes,
     composite_continuous,
+    mean_classes,
     pick_best,
     pick_latest,
     take,
@@ -22,24 +23,36 @@ CLASSES = np.array([[[1, 2, 3, 0]], [[4, 0, 5, 0]], [[2, 0, 0, 0]]], dtype=np.ui
 CONF = np.array([[[0.5, 0.6, 0.9, NAN]], [[0.9, NAN, 0.4, NAN]], [[0.7, NAN, NAN, NAN]]])
 
 
+def _classes(policy, classes=CLASSES, conf=CONF):
+    """Class and confidence layers as a mosaic block takes them: the winner's confidence."""
+    cls, index = composite_classes(classes, conf if policy != "latest" else None, policy=policy)
+    return cls, take(np.asarray(conf, dtype=np.float32), index, NAN)
+
+
 def test_latest_takes_the_newest_scene_with_data_and_keeps_gaps():
-    cls, conf = composite_classes(CLASSES, CONF, policy="latest")
+    cls, conf = _classes("latest")
     assert cls.tolist() == [[2, 2, 5, 0]]
     np.testing.assert_allclose(conf, [[0.7, 0.6, 0.4, NAN]])
     assert cls.dtype == np.uint8 and conf.dtype == np.float32
 
 
 def test_best_confidence_takes_the_most_confident_scene():
-    cls, conf = composite_classes(CLASSES, CONF, policy="best-confidence")
+    cls, conf = _classes("best-confidence")
     assert cls.tolist() == [[4, 2, 3, 0]]
     np.testing.assert_allclose(conf, [[0.9, 0.6, 0.9, NAN]])
+
+
+def test_scenes_may_come_one_at_a_time():
+    scenes = [c for c in CLASSES]  # a list of per-scene layers, confidences from a generator
+    cls, index = composite_classes(scenes, (c for c in CONF), policy="best-confidence")
+    assert cls.tolist() == [[4, 2, 3, 0]] and index.tolist() == [[1, 0, 0, -1]]
 
 
 def test_no_data_never_wins_even_with_a_high_confidence_value():
     classes = np.array([[[3]], [[0]]], dtype=np.uint8)
     conf = np.array([[[0.2]], [[0.99]]])  # a bogus confidence under the newer scene's no data
     for policy in ("latest", "best-confidence"):
-        cls, c = composite_classes(classes, conf, policy=policy)
+        cls, c = _classes(policy, classes, conf)
         assert cls.item() == 3 and c.item() == pytest.approx(0.2)
 
 
@@ -62,18 +75,21 @@ def test_mean_of_class_probabilities_then_argmax():
             [[[0.2, NAN]], [[0.5, NAN]], [[0.3, NAN]]],
         ]
     )
-    classes = np.array([[[1, 3]], [[2, 0]]], dtype=np.uint8)
-    cls, conf = composite_classes(
-        classes, np.zeros((2, 1, 2)), policy="mean", probabilities=probs, labels=[1, 2, 3]
-    )
+    cls, conf = mean_classes(iter(probs), labels=[1, 2, 3])  # one scene at a time
     # pixel 0: means (0.4, 0.4, 0.2) → a tie resolved to the first label; pixel 1: scene 0 only.
-    assert cls.tolist() == [[1, 3]]
+    assert cls.tolist() == [[1, 3]] and cls.dtype == np.uint8
     np.testing.assert_allclose(conf, [[0.4, 0.7]], rtol=1e-6)
+    cls, conf = mean_classes(np.full((2, 3, 1, 1), NAN), labels=[1, 2, 3])
+    assert cls.item() == 0 and np.isnan(conf.item())
 
 
-def test_mean_of_classes_needs_probabilities():
-    with pytest.raises(ConfigError, match="probabilities"):
+def test_class_policies_need_what_they_rank_by():
+    with pytest.raises(ValueError, match="probabilities"):
         composite_classes(CLASSES, CONF, policy="mean")
+    with pytest.raises(ValueError, match="confidences"):
+        composite_classes(CLASSES, None, policy="best-confidence")
+    with pytest.raises(ConfigError):
+        composite_classes(CLASSES, CONF, policy="median")
 
 
 VALUES = np.array([[[100.0, 50.0, NAN]], [[300.0, NAN, NAN]], [[NAN, 80.0, NAN]]])

@@ -233,6 +233,96 @@ def test_continuous_policies_and_bilinear_reprojection(stores):
     np.testing.assert_allclose(values[finite], 100.0, rtol=1e-6)
 
 
+def ramp(x, y, x0, y0):
+    """A linear field of map coordinates: bilinear interpolation reproduces it exactly."""
+    return 0.02 * (x - x0) - 0.013 * (y - y0)
+
+
+def centres(grid):
+    """Map coordinates (x, y) of the pixel centres of ``grid``."""
+    t = grid.transform
+    cols, rows = np.meshgrid(np.arange(grid.width) + 0.5, np.arange(grid.height) + 0.5)
+    return t.c + cols * t.a, t.f + rows * t.e
+
+
+def test_bilinear_places_a_linear_ramp_at_the_target_pixel_centres(stores):
+    t = utm_transform(stores, LON, LAT, 32613)
+    src = TargetGrid("EPSG:32613", t, (40, 50))
+    x, y = centres(src)
+    url = stores.continuous(
+        ramp(x, y, t.c, t.f), crs="EPSG:32613", transform=t, datetime=DAY.format(1)
+    )
+    targets = [  # the same CRS at 20 m, off the source's lattice; another UTM zone at 25 m
+        (TargetGrid("EPSG:32613", Affine(20.0, 0, t.c + 7, 0, -20.0, t.f - 3), (58, 73)), 1e-5),
+        (target_grid([src], crs="EPSG:32614", resolution=25.0), 1e-3),
+    ]
+    for grid, tol in targets:
+        out = mosaic_layers([url], grid=grid, block=16)["ch4_enhancement"].values
+        gx, gy = centres(grid)
+        sx, sy = pyproj.Transformer.from_crs(grid.crs, src.crs, always_xy=True).transform(gx, gy)
+        c, r = ~t * (sx, sy)
+        # Interior: all four neighbours of the pixel centre are source pixels.
+        interior = (c > 0.55) & (c < 50 - 0.55) & (r > 0.55) & (r < 40 - 0.55)
+        assert interior.sum() > 0.6 * interior.size
+        # A half-pixel shift would be 0.5 px × 30 m × 0.02 = 0.3 off.
+        np.testing.assert_allclose(out[interior], ramp(sx, sy, t.c, t.f)[interior], atol=tol)
+
+
+def test_bilinear_no_data_follows_the_sources_valid_pixels(stores):
+    t = utm_transform(stores, LON, LAT, 32613)
+    src = TargetGrid("EPSG:32613", t, (24, 24))
+    x, y = centres(src)
+    values = ramp(x, y, t.c, t.f)
+    hole = np.zeros(src.shape, dtype=bool)
+    hole[8:16, 8:16] = True
+    values[hole] = np.nan
+    url = stores.continuous(values, crs="EPSG:32613", transform=t, datetime=DAY.format(1))
+    # 10 m on the source's lattice: three by three output pixels per source pixel, no ties.
+    fine = TargetGrid("EPSG:32613", Affine(10.0, 0, t.c, 0, -10.0, t.f), (72, 72))
+    out = mosaic_layers([url], grid=fine, block=32)
+    expected = np.kron(hole, np.ones((3, 3), dtype=bool))
+    np.testing.assert_array_equal(np.isnan(out["ch4_enhancement"].values), expected)
+    np.testing.assert_array_equal(np.isnan(out["uncertainty"].values), expected)
+    # Across zones: no data exactly where the nearest source pixel has none.
+    grid = target_grid([src], crs="EPSG:32614", resolution=10.0)
+    out = mosaic_layers([url], grid=grid, block=32)["ch4_enhancement"].values
+    ri, ci, safe, outside = source_pixels(grid, "EPSG:32613", t, src.shape)
+    assert safe.sum() > 2000 and hole[ri, ci][safe].sum() > 300
+    np.testing.assert_array_equal(np.isnan(out[safe]), hole[ri, ci][safe])
+    assert np.isnan(out[outside]).all()
+
+
+def test_a_class_store_without_confidences_ranks_as_unknown_confidence(stores):
+    t = utm_transform(stores, LON, LAT, 32613)
+    shape = (12, 12)
+    newer = np.full(shape, 2, dtype=np.uint8)
+    newer[:, :6] = 0
+    old = stores.classes(
+        np.ones(shape),
+        crs="EPSG:32613",
+        transform=t,
+        datetime=DAY.format(1),
+        without=["confidence"],
+    )
+    new = stores.classes(  # a real confidence layer, unknown (NaN) everywhere
+        newer,
+        crs="EPSG:32613",
+        transform=t,
+        datetime=DAY.format(2),
+        confidence=np.full(shape, np.nan),
+    )
+    other_zone = target_grid([TargetGrid("EPSG:32613", t, shape)], crs="EPSG:32614")
+    for policy in ("latest", "best-confidence"):
+        layers = mosaic_layers([old, new], policy=policy, block=8).compute()
+        cls, conf = layers["class"].values, layers["confidence"].values
+        # Both confidences unknown: a tie under best-confidence, which the newer scene wins.
+        assert (cls[:, 6:] == 2).all() and (cls[:, :6] == 1).all()
+        assert conf.dtype == np.float32 and np.isnan(conf).all()
+        reprojected = mosaic_layers([old, new], grid=other_zone, policy=policy, block=8)
+        assert (reprojected["class"].values > 0).sum() > 100
+        assert np.isnan(reprojected["confidence"].values).all()
+
+
 def test_the_composite_is_lazy_in_blocks_and_reads_only_overlapping_stores(stores):
     a_t = utm_transform(stores, LON - 0.03, LAT, 32613)
     far_t = a_t @ Affine.translation(200, 0)  # 6 km east, same grid
@@ -350,10 +440,17 @@ def test_mosaic_writes_a_cog_on_the_target_grid_citing_its_sources(stores, tmp_p
 
     t = utm_transform(stores, LON, LAT, 32613)
     url = stores.classes(
-        stores.patches((50, 70), seed=7), crs="EPSG:32613", transform=t, datetime=DAY.format(1)
+        stores.patches((50, 70), seed=7),
+        crs="EPSG:32613",
+        transform=t,
+        datetime=DAY.format(1),
+        attrs={"source_item": "https://user:pw@example.test/items/SCENE_0.json?sig=secret"},
     )
     grid = target_grid([TargetGrid("EPSG:32613", t, (50, 70))], crs="EPSG:32614", resolution=40)
     product = mosaic([url], grid=grid, out=tmp_path / "products", name="lc", block=32)
+    sha = stores.model_sha256("lc-test")
+    assert mosaic_layers([url], grid=grid).attrs["model_sha256"] == sha
+    assert sha[:16] in product.item.read_text()  # the weights hash reaches the lineage
     assert product.cog.exists()
     with rasterio.open(product.cog) as cog:
         assert cog.crs.to_epsg() == 32614 and cog.transform == grid.transform
@@ -362,5 +459,5 @@ def test_mosaic_writes_a_cog_on_the_target_grid_citing_its_sources(stores, tmp_p
         np.testing.assert_array_equal(cog.read(1), expected)
     (ref,) = sources_of([url])
     assert ref.scene_id == "SCENE_0" and ref.datetime.startswith("2024-06-01T17:00:00")
-    assert ref.item_href == "https://example.test/items/SCENE_0.json" and ref.prediction == url
-    assert "sig=" not in product.item.read_text()
+    assert ref.item_href == "https://example.test/items/SCENE_0.json"
+    assert "sig=" not in product.item.read_text() and "user:pw" not in product.item.read_text()

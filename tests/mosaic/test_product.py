@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
 import resource
 import signal
 import threading
@@ -33,9 +35,10 @@ from shapely.geometry import Point, shape
 
 from spectraflow.catalog.store import LocalCatalog
 from spectraflow.errors import CatalogError, ProductError
+from spectraflow.mosaic.layers import block_windows
 from spectraflow.mosaic.product import Product, SourceRef, write_product
 from spectraflow.mosaic.quicklook import LEGEND_WIDTH, quicklook_size
-from spectraflow.mosaic.stac_item import PROCESSING_SCHEMA, block_windows, clean_href
+from spectraflow.mosaic.stac_item import PROCESSING_SCHEMA, clean_href
 
 CLASSES = {1: ("water", "#1f78b4"), 2: ("tree_cover", "#33a02c"), 3: ("built-up", "#e31a1c")}
 UTM = "EPSG:32613"
@@ -46,7 +49,6 @@ SOURCES = (
         "emit",
         "2024-06-12T17:47:42Z",
         "https://stac.example.test/items/EMIT_L2A_001.json?sig=s3cret&se=2030-01-01",
-        "/data/pred/emit.zarr",
     ),
     SourceRef(
         "ENMAP_L2A_002",
@@ -57,10 +59,21 @@ SOURCES = (
 )
 
 
-def _class_layers(rows: int = 600, cols: int = 700, *, chunks: int | None = None) -> xr.Dataset:
+def _majority(rows: int = 600, cols: int = 700) -> np.ndarray:
+    """Class stripes whose edges fall between 2 x 2 blocks; 0 = no data."""
     yy, xx = np.mgrid[0:rows, 0:cols]
     classes = (1 + (xx // 100 + yy // 150) % 3).astype(np.uint8)
     classes[:, :40] = 0  # a no-data strip
+    return classes
+
+
+def _class_layers(rows: int = 600, cols: int = 700, *, chunks: int | None = None) -> xr.Dataset:
+    classes = _majority(rows, cols)
+    # Speckle: one pixel of each 2 x 2 block, at each of the 4 places in turn, is another class.
+    yy, xx = np.mgrid[0:rows:2, 0:cols:2]
+    rr, cc = yy + (yy // 2) % 2, xx + (xx // 2) % 2
+    classes[rr, cc] = np.where(classes[rr, cc] > 0, classes[rr, cc] % 3 + 1, 0)
+    yy, xx = np.mgrid[0:rows, 0:cols]
     confidence = np.where(classes > 0, (xx % 97) / 97.0, np.nan).astype(np.float32)
     data: dict[str, Any] = {"class": classes, "confidence": confidence}
     if chunks:
@@ -105,7 +118,8 @@ def _hrefs(doc: dict[str, Any]) -> list[str]:
 
 
 def _validate_core(doc: dict[str, Any]) -> None:
-    # Offline only the core STAC schemas ship with pystac; extension schemas would be downloaded.
+    # No installed package ships the proj/raster/classification/processing extension schemas
+    # (pystac, rustac and stac-validator bundle the core ones only, and fetch the others).
     pystac.validation.validate_dict(doc, extensions=[])
 
 
@@ -133,15 +147,16 @@ def test_class_map_cog_reads_back_equal(class_product: Product) -> None:
         assert src.compression is not None and src.compression.value == "ZSTD"
         np.testing.assert_array_equal(src.read(1), layers["class"].values)
         assert src.overviews(1) == [2]
-        overview = src.read(1, out_shape=(300, 350))
-        assert set(np.unique(overview)) <= {0, *CLASSES}  # nearest: no blended class values
         colours = src.colormap(1)
         for value, (_, colour) in CLASSES.items():
             assert colours[value][:3] == tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
         assert src.descriptions[0] == "class: 1=water, 2=tree_cover, 3=built-up"
         assert src.tags(1)["flag_meanings"] == "water tree_cover built-up"
         assert src.tags()["model"] == "lc-any-wavelength"
-        assert src.tags()["OVERVIEW_RESAMPLING"] == "NEAREST"
+        assert src.tags()["OVERVIEW_RESAMPLING"] == "MODE"
+    with rasterio.open(class_product.cog, overview_level=0) as overview:
+        # mode: class values only, the block's majority (nearest would pick the speckle in 1/4)
+        np.testing.assert_array_equal(overview.read(1), _majority()[::2, ::2])
     with rasterio.open(class_product.assets["confidence"]) as src:
         assert src.dtypes[0] == "float32" and math.isnan(src.nodata)
         assert src.units == ("1",)
@@ -294,17 +309,6 @@ def test_continuous_map_from_dask_block_by_block(tmp_path: Path) -> None:
         assert image.size == quicklook_size((rows, cols))
 
 
-def test_block_windows_follow_tile_aligned_chunks() -> None:
-    assert [w.flatten() for w in block_windows((700, 600), ((512, 188), (512, 88)))] == [
-        (0, 0, 512, 512), (512, 0, 88, 512), (0, 512, 512, 188), (512, 512, 88, 188),
-    ]  # fmt: skip
-    # chunks that cut COG tiles: windows of whole tiles instead
-    windows = block_windows((1000, 1000), ((300,) * 3 + (100,), (1000,)))
-    assert {(w.row_off % 512, w.col_off % 512) for w in windows} == {(0, 0)}
-    assert sum(int(w.width * w.height) for w in windows) == 1000 * 1000
-    assert len(block_windows((5000, 100), None)) == 3  # numpy input: 2048-row windows
-
-
 def _invalid_layers() -> dict[str, tuple[xr.Dataset | Any, str]]:
     good = _class_layers(64, 64)
     rotated = good.rio.write_transform(Affine(30, 5, 580_000, 5, -30, 3_550_000))
@@ -391,6 +395,39 @@ def test_failed_rewrite_keeps_the_old_product(tmp_path: Path, file_size_limit: A
     assert second.item == first.item
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
     assert json.loads(second.item.read_text())["assets"].keys() == {"data", "uncertainty"}
+
+
+def test_next_write_cleans_up_after_a_crash(tmp_path: Path, file_size_limit: Any) -> None:
+    first = write_product(_class_layers(64, 64), out=tmp_path, name="p", quicklook=False)
+    before = {p.name: p.read_bytes() for p in first.item.parent.iterdir()}
+    # A crash between the two renames: the old product aside, no out/p, a staging directory.
+    (tmp_path / ".p.k2j4x9ab.old").mkdir()
+    (tmp_path / "p").rename(tmp_path / ".p.k2j4x9ab.old" / "p")
+    (tmp_path / ".p.q8zz01cd.partial" / ".work").mkdir(parents=True)
+    (tmp_path / ".p.q8zz01cd.partial" / ".work" / "p.tif").write_bytes(b"half a tiff")
+    others = [".p.b.k2j4x9ab.old", ".q.k2j4x9ab.partial", ".p.partial", ".p.old"]  # not p's
+    for other in others:
+        (tmp_path / other).mkdir()
+    live = tmp_path / ".p.livewrtr.partial"  # a concurrent writer's: it holds the lock
+    live.mkdir()
+    noise = np.random.default_rng(2).random((600, 700), dtype=np.float32)
+    handle = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        file_size_limit(200_000)
+        try:  # this write fails: the old product must be back in place all the same
+            with pytest.raises(ProductError):
+                write_product(_ch4_layers(noise, noise), out=tmp_path, name="p")
+        finally:
+            file_size_limit(None)
+    finally:
+        os.close(handle)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "p").iterdir()} == before
+    assert _no_leftovers(tmp_path) == sorted([live.name, *others])
+
+    (tmp_path / ".p.zz9zz9zz.old" / "p").mkdir(parents=True)  # stale: out/p exists
+    write_product(_class_layers(64, 64), out=tmp_path, name="p", quicklook=False)
+    assert _no_leftovers(tmp_path) == sorted(others)  # the lock is gone: the live one too
 
 
 def test_publish_to_local_catalog_and_search(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from affine import Affine
 from PIL import Image
 from rasterio.enums import Resampling
 
+from spectraflow.mosaic.layers import MapClass
 from spectraflow.mosaic.quicklook import (
     LEGEND_WIDTH,
     RAMP_ANCHORS,
@@ -18,7 +19,6 @@ from spectraflow.mosaic.quicklook import (
     ramp,
     write_quicklook,
 )
-from spectraflow.mosaic.stac_item import MapClass
 
 CLASSES = (
     MapClass(1, "water", "#1f78b4"),
