@@ -215,16 +215,17 @@ def _add_parts(region: Window, windows: list[Window], *parts: np.ndarray) -> np.
     return add_overlaps(region, list(zip(windows, parts, strict=True)))
 
 
-def _held_when_small(cube: xr.Dataset) -> xr.Dataset:
-    """The cube with its reflectance in memory when that takes under a quarter of the RAM.
+def _held_when_small(cube: xr.Dataset, model: Any) -> xr.Dataset:
+    """The cube with the model's bands in memory when they take under a quarter of the RAM.
 
-    A model with scene statistics reads the scene twice (statistics, then tiles); holding it
-    reads and decodes it once.
+    A model with scene statistics reads the scene twice (statistics, then tiles); holding its
+    bands decodes the cube once, and only those bands stay in memory.
     """
+    held = cube.isel(band=model.bands(cube_bands(cube)))
     ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if cube["reflectance"].nbytes > ram // 4:
+    if held["reflectance"].nbytes > ram // 4:
         return cube
-    return cube.assign(reflectance=cube["reflectance"].persist())
+    return held.assign(reflectance=held["reflectance"].persist())
 
 
 def predict_dataset(
@@ -253,7 +254,7 @@ def predict_dataset(
         out = _learned(cube, model, tile=tile, batch=batch, region=region)
         card = model.model.card
     else:  # models with scene statistics (the matched filter) run their first pass here
-        out = model.retrieve(_held_when_small(cube))
+        out = model.retrieve(_held_when_small(cube, model))
         card = model.card
     if "spatial_ref" in cube.coords:
         out = out.assign_coords(spatial_ref=cube["spatial_ref"])
