@@ -1,0 +1,337 @@
+"""``process_scene`` (one scene into products) and the per-scene task chains of the flows.
+
+:func:`run_scenes` is what :func:`~spectraflow.flows.map_region` fans out.
+
+Layout under ``out``::
+
+    cubes/<scene id>.zarr                     ingest
+    predictions/<scene id>.<model>.zarr       predict
+    products/<product name>/                  COG, STAC item, quicklook
+    catalog/                                  the products' STAC catalog (default)
+    .prefect-results/                         persisted task results (the cache)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prefect import flow
+from prefect.futures import PrefectFuture, as_completed
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from spectraflow.catalog.scene import Scene
+from spectraflow.errors import BandMismatchError, ConfigError
+from spectraflow.flows.summary import ProductRef, SceneOutcome, StageRun
+from spectraflow.tasks.stages import (
+    ingest_scene,
+    make_product,
+    model_label,
+    predict,
+    prediction_url,
+)
+
+if TYPE_CHECKING:
+    from prefect import Task
+
+__all__ = ["Layout", "process_scene", "resolve_runner"]
+
+RunnerLike = str | TaskRunner[Any] | None
+_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
+_THREADS = ("threads", "thread", "threadpool")
+
+
+def resolve_runner(runner: RunnerLike) -> TaskRunner[Any]:
+    """The task runner for ``runner``: a TaskRunner as is, ``"threads"``, or a factory spec.
+
+    Specs other than ``"threads"`` (and None, the default) go to
+    ``spectraflow.flows.runners.make_task_runner`` (a dask ``LocalCluster`` by default); without
+    that module, None means a thread pool.
+
+    Raises
+    ------
+    ConfigError
+        A spec other than ``"threads"`` while the runner factory is not available.
+    """
+    if isinstance(runner, TaskRunner):
+        return runner
+    if isinstance(runner, str) and runner.strip().lower() in _THREADS:
+        return ThreadPoolTaskRunner()
+    try:
+        from spectraflow.flows.runners import make_task_runner  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        if runner is None:
+            return ThreadPoolTaskRunner()
+        raise ConfigError(
+            f"task runner {runner!r} needs spectraflow.flows.runners, which is not available",
+            where="runner",
+            fix="use runner='threads' or pass a prefect TaskRunner",
+        ) from None
+    resolved: TaskRunner[Any] = make_task_runner(runner)
+    return resolved
+
+
+def _runner_label(runner: RunnerLike) -> str | None:
+    # Flow parameters are stored as JSON: a TaskRunner object goes in by its class name.
+    return runner if runner is None or isinstance(runner, str) else type(runner).__name__
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a flow writes under ``out`` (see the module docstring)."""
+
+    out: Path
+    catalog: Path
+
+    @classmethod
+    def under(cls, out: str | os.PathLike[str], catalog: str | os.PathLike[str] | None) -> Layout:
+        """The layout under ``out`` (created), with the products' catalog (default out/catalog)."""
+        root = Path(out).expanduser().absolute()
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root, Path(catalog).expanduser().absolute() if catalog else root / "catalog")
+
+    @property
+    def cubes(self) -> str:
+        """Directory of the cubes."""
+        return str(self.out / "cubes")
+
+    @property
+    def predictions(self) -> str:
+        """Directory of the predictions stores."""
+        return str(self.out / "predictions")
+
+    @property
+    def products(self) -> str:
+        """Directory of the products."""
+        return str(self.out / "products")
+
+    @property
+    def results(self) -> Path:
+        """Directory of the persisted task results (the cache)."""
+        return self.out / ".prefect-results"
+
+    def product_cog(self, name: str) -> Path:
+        """The main COG of product ``name``."""
+        return self.out / "products" / name / f"{name}.tif"
+
+    def bind(self, task: Task[..., Any], expected: str | os.PathLike[str]) -> Task[..., Any]:
+        """``task`` persisting its results here; its cache is bypassed when ``expected`` is gone.
+
+        A cached reference to a file somebody deleted would be a lie; the library stages are
+        idempotent, so re-running them is safe.
+        """
+        return task.with_options(
+            result_storage=self.results, refresh_cache=not Path(expected).exists()
+        )
+
+
+def product_name(*parts: str) -> str:
+    """A product name (directory, file stem, STAC item id) from ``parts``."""
+    return _NAME_RE.sub("-", "_".join(parts))
+
+
+def failure(future: PrefectFuture[Any]) -> BaseException | None:
+    """The exception a finished task run failed with, or None when it did not fail."""
+    state = future.state
+    if not state.is_failed() and not state.is_crashed():
+        return None
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        return result
+    return RuntimeError(state.message or f"task ended in state {state.name}")
+
+
+def describe(exc: BaseException) -> str:
+    """``"<error type>: <message>"`` with credentials and signatures redacted."""
+    from spectraflow.catalog.redaction import redact
+
+    return f"{type(exc).__name__}: {redact(str(exc))}"
+
+
+@dataclass
+class _Clock:
+    """Submission and completion times of task runs, for :class:`StageRun` seconds."""
+
+    submitted: dict[int, float] = field(default_factory=dict)
+    done: dict[int, float] = field(default_factory=dict)
+
+    def track(self, future: PrefectFuture[Any]) -> PrefectFuture[Any]:
+        self.submitted[id(future)] = time.monotonic()
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, future: PrefectFuture[Any]) -> None:
+        self.done.setdefault(id(future), time.monotonic())
+
+    def stage(self, stage: Any, future: PrefectFuture[Any], **kw: Any) -> StageRun:
+        future.wait()
+        end = self.done.get(id(future), time.monotonic())
+        seconds = max(end - self.submitted.get(id(future), end), 0.0)
+        return StageRun(stage=stage, state=future.state.name, seconds=round(seconds, 3), **kw)
+
+
+def run_scenes(
+    scenes: Sequence[Scene],
+    models: Sequence[str],
+    layout: Layout,
+    *,
+    device: str | None,
+) -> list[SceneOutcome]:
+    """Ingest and predict ``scenes`` concurrently through the flow's task runner.
+
+    Predict tasks of a scene are submitted as soon as its cube is ready. A scene whose ingest
+    or prediction fails is recorded with the reason; a model whose bands a scene lacks is
+    recorded as skipped for it. Nothing raises for one scene.
+    """
+    from spectraflow.cube.ingest import cube_url
+
+    clock = _Clock()
+    outcomes = {
+        s.id: SceneOutcome(scene_id=s.id, sensor=s.sensor, datetime=s.datetime) for s in scenes
+    }
+    ingests: dict[int, tuple[Scene, PrefectFuture[str]]] = {}
+    for scene in scenes:
+        task = layout.bind(ingest_scene, Path(cube_url(scene, layout.cubes)) / "zarr.json")
+        future = clock.track(task.submit(scene, layout.cubes))
+        ingests[id(future)] = (scene, future)
+
+    predictions: list[tuple[Scene, str, PrefectFuture[str]]] = []
+    for done in as_completed([f for _, f in ingests.values()]):
+        scene, _ = ingests[id(done)]
+        outcome = outcomes[scene.id]
+        outcome.stages.append(clock.stage("ingest", done, scene_id=scene.id))
+        if (exc := failure(done)) is not None:
+            outcome.error = f"ingest: {describe(exc)}"
+            continue
+        cube = done.result()
+        outcome.cube_url = cube
+        for model in models:
+            target = prediction_url(cube, model, layout.predictions)
+            task = layout.bind(predict, Path(target) / "zarr.json")
+            pending = clock.track(task.submit(cube, model, layout.predictions, device))
+            predictions.append((scene, model, pending))
+
+    for scene, model, pending in predictions:
+        outcome = outcomes[scene.id]
+        label = model_label(model)
+        outcome.stages.append(clock.stage("predict", pending, scene_id=scene.id, model=label))
+        if (exc := failure(pending)) is None:
+            outcome.predictions[label] = pending.result()
+        elif isinstance(exc, BandMismatchError):
+            outcome.skipped[label] = describe(exc)
+        elif outcome.error is None:
+            outcome.error = f"predict {label}: {describe(exc)}"
+    return [outcomes[s.id] for s in scenes]
+
+
+def submit_product(
+    layout: Layout,
+    urls: Sequence[str],
+    name: str,
+    policy: str,
+    clock: _Clock,
+) -> PrefectFuture[dict[str, Any]]:
+    """Submit the product task for ``urls`` (bypassing the cache when the COG is gone)."""
+    task = layout.bind(make_product, layout.product_cog(name))
+    return clock.track(task.submit(list(urls), layout.products, name, policy, str(layout.catalog)))
+
+
+def collect_product(
+    future: PrefectFuture[dict[str, Any]], model: str, clock: _Clock
+) -> tuple[StageRun, ProductRef | None, str | None]:
+    """The stage run of a product task and its product, or why it failed."""
+    run = clock.stage("product", future, model=model)
+    if (exc := failure(future)) is not None:
+        return run, None, describe(exc)
+    return run, ProductRef(model=model, **future.result()), None
+
+
+def new_clock() -> _Clock:
+    """A clock for :func:`submit_product` / :func:`collect_product`."""
+    return _Clock()
+
+
+def _as_scene(scene: Scene | dict[str, Any] | str) -> Scene:
+    if isinstance(scene, Scene):
+        return scene
+    if isinstance(scene, dict):
+        return Scene.model_validate(scene)
+    from spectraflow.catalog import find_scene
+
+    found: Scene = find_scene(scene)
+    return found
+
+
+@flow(name="process-scene-run")
+def _process_scene(
+    scene: Scene,
+    models: list[str],
+    out: str,
+    device: str | None,
+    products: bool,
+    catalog: str | None,
+) -> SceneOutcome:
+    layout = Layout.under(out, catalog)
+    (outcome,) = run_scenes([scene], models, layout, device=device)
+    if not products or outcome.error is not None:
+        return outcome
+    clock = new_clock()
+    futures = {
+        label: submit_product(layout, [url], product_name(scene.id, label), "latest", clock)
+        for label, url in outcome.predictions.items()
+    }
+    for label, future in futures.items():
+        run, product, error = collect_product(future, label, clock)
+        outcome.stages.append(run)
+        if product is not None:
+            outcome.products[label] = product
+        elif outcome.error is None:
+            outcome.error = f"product {label}: {error}"
+    return outcome
+
+
+@flow(name="process-scene")
+def process_scene(
+    scene: Scene | dict[str, Any] | str,
+    models: Sequence[str] | str,
+    *,
+    out: str,
+    device: str | None = None,
+    products: bool = True,
+    catalog: str | None = None,
+    runner: Any = None,
+) -> SceneOutcome:
+    """Ingest one scene, predict it with each model whose bands it has, and map each prediction.
+
+    Parameters
+    ----------
+    scene
+        A :class:`~spectraflow.catalog.Scene` (or its dict), or the href of its STAC item.
+    models
+        Model names or card files (one name, or a list). A model whose bands the scene lacks
+        is skipped for it, and the outcome says why.
+    out
+        Output directory (layout: module docstring).
+    device
+        ``"cuda"``, ``"mps"`` or ``"cpu"``; default the best available.
+    products
+        Also write a product (COG, STAC item, quicklook) per model from this scene alone,
+        named ``<scene id>_<model>``.
+    catalog
+        Local STAC catalog directory the products are published to (default ``out/catalog``).
+    runner
+        Task runner: ``"threads"``, a spec of ``spectraflow.flows.runners``, or a TaskRunner.
+
+    Returns
+    -------
+    SceneOutcome
+        Cube, predictions and products, and the error (type and message) if the scene failed.
+    """
+    names = [models] if isinstance(models, str) else list(models)
+    inner = _process_scene.with_options(task_runner=resolve_runner(runner))
+    return inner(_as_scene(scene), names, str(out), device, products, catalog)
