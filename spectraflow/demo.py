@@ -1,10 +1,11 @@
 """A small end-to-end example: one region seen by EMIT, EnMAP and Sentinel-2 on two dates.
 
 The demo simulates the scenes (with their STAC items and ground truth), catalogs them in a local
-STAC API and finds them again with :func:`spectraflow.catalog.search`, then runs the pipeline
-on what it found (:func:`make_demo_products`): every scene into a cube, land cover from all
-sensors with the wavelength-conditioned model and methane from EMIT with the matched filter,
-each mosaicked into a product (COG, STAC item, quicklook) published in the demo's catalog.
+STAC API and finds them again with :func:`spectraflow.catalog.search`, then runs the
+:func:`~spectraflow.flows.map_region` flow on it (:func:`make_demo_products`): every scene into
+a cube, land cover from all sensors with the wavelength-conditioned model and methane from
+EMIT with the matched filter, each mosaicked into a product (COG, STAC item, quicklook)
+published in the demo's catalog.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "DEMO_DATES",
+    "DEMO_MODELS",
     "DEMO_SEED",
     "DEMO_SENSORS",
     "ProgressCallback",
@@ -114,64 +116,40 @@ def find_demo_scenes(out: Path, simulated: list[Any]) -> list[Any]:
         return search(aoi, DEMO_DATES[0], DEMO_DATES[-1], DEMO_SENSORS, providers=[api.url])
 
 
-DEMO_PRODUCTS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
-    ("land-cover", "lc-any-wavelength", DEMO_SENSORS, "latest"),
-    ("methane", "ch4-mf", ("emit",), "best-confidence"),
-)
-"""``(product name, model, sensors, policy)`` of each demo product."""
+DEMO_MODELS: tuple[str, ...] = ("lc-any-wavelength", "ch4-mf")
+"""Models of the demo's products: land cover from every sensor, methane from EMIT."""
 
 
-def make_demo_products(
-    out: Path, scenes: list[Any], *, progress: ProgressCallback | None = None
-) -> tuple[list[Any], dict[str, str]]:
-    """Ingest ``scenes``, predict and mosaic the :data:`DEMO_PRODUCTS` under ``out``.
+def make_demo_products(out: Path, *, runner: Any = None) -> Any:
+    """Run the :func:`~spectraflow.flows.map_region` flow over the demo region and dates.
+
+    The flow searches the demo catalog (served by a local STAC API for the run), ingests every
+    scene, runs each of :data:`DEMO_MODELS` where the scene has its bands, and mosaics one
+    product per model into ``out/products``, published in ``out/catalog-products`` (the scenes'
+    catalog stays scenes only).
+
+    Parameters
+    ----------
+    runner
+        Task runner of the flow (default: a dask ``LocalCluster``; ``"threads"`` for none).
 
     Returns
     -------
-    tuple
-        The products written (:class:`spectraflow.mosaic.Product`), and for each product that
-        could not be made, why (e.g. a scene too small for the matched filter's statistics):
-        the others are still made.
+    spectraflow.flows.RunSummary
+        Products, per-scene outcomes (a scene or model that failed, and why) and stage times.
     """
-    from spectraflow.cube import ingest
-    from spectraflow.errors import SpectraflowError
-    from spectraflow.inference import predict_cube
-    from spectraflow.mosaic import mosaic
+    from spectraflow.catalog import LocalCatalog
+    from spectraflow.flows import map_region
+    from spectraflow.simulate.world import resolve_region
 
-    steps = len(scenes) + sum(
-        1 + sum(s.sensor in sensors for s in scenes) for _, _, sensors, _ in DEMO_PRODUCTS
-    )
-    done = 0
-
-    def step() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, steps)
-
-    cubes = []
-    for scene in scenes:
-        cubes.append((scene, ingest(scene, out=out / "cubes")))
-        step()
-    products, skipped = [], {}
-    for name, model, sensors, policy in DEMO_PRODUCTS:
-        try:
-            stores = []
-            for scene, cube in cubes:
-                if scene.sensor in sensors:
-                    target = out / "predictions" / f"{scene.id}.{model}.zarr"
-                    stores.append(predict_cube(cube, model, out=target))
-                    step()
-            products.append(
-                mosaic(stores, out=out / "products", name=name, policy=policy,
-                       catalog=out / "catalog")
-            )  # fmt: skip
-        except SpectraflowError as err:
-            skipped[name] = str(err)
-        step()
-    if progress is not None:
-        progress(steps, steps)
-    return products, skipped
+    region = resolve_region(None)
+    aoi = (region.lon - 0.05, region.lat - 0.05, region.lon + 0.05, region.lat + 0.05)
+    with LocalCatalog(out / "catalog").serve() as api:
+        return map_region(
+            aoi, DEMO_DATES[0], DEMO_DATES[-1], DEMO_SENSORS, DEMO_MODELS,
+            out=str(out), providers=[api.url], catalog=str(out / "catalog-products"),
+            runner=runner,
+        )  # fmt: skip
 
 
 def _scaled(progress: ProgressCallback, index: int, total: int) -> ProgressCallback:

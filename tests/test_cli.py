@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -103,11 +104,15 @@ def test_demo_writes_every_sensor_and_date(tmp_path):
     assert str(out) in result.stdout.replace("\n", "")
     # every scene was found again through the local STAC API
     assert f"{len(items)} scenes" in result.stdout
-    # ... and made into a land-cover product; tiny EMIT scenes have fewer lines than bands,
-    # too few for the matched filter's per-column statistics: methane is reported as not made
-    assert (out / "products" / "land-cover" / "land-cover.tif").is_file()
-    assert (out / "products" / "land-cover" / "land-cover.png").is_file()
-    assert "methane not made" in result.stderr
+    # ... and the map_region flow made a product per model: land cover from every scene,
+    # methane from EnMAP only (tiny EMIT scenes have fewer lines than bands, too few for the
+    # matched filter's per-column statistics: they are reported, the rest goes on)
+    summary = json.loads((out / "run-summary.json").read_text())
+    assert set(summary["products"]) == {"lc-any-wavelength", "ch4-mf"}
+    assert len(summary["products"]["lc-any-wavelength"]["sources"]) == len(items)
+    land_cover = Path(summary["products"]["lc-any-wavelength"]["cog"])
+    assert land_cover.is_file() and land_cover.with_suffix(".png").is_file()
+    assert "predict ch4-mf: ModelError" in result.stderr
 
 
 def test_item_flavours_of_one_scene_do_not_replace_each_other(tmp_path):

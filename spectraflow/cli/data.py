@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -184,14 +186,23 @@ def demo(
             help="Scene size preset: demo (a few hundred pixels a side) or tiny (seconds).",
         ),
     ] = SizeChoice.demo,
+    runner: Annotated[
+        str | None,
+        typer.Option(
+            metavar="RUNNER",
+            show_default="a dask LocalCluster",
+            help="Task runner of the flow: threads, local, or a dask scheduler address.",
+        ),
+    ] = None,
 ) -> None:
     """Run the demo: one region seen by EMIT, EnMAP and Sentinel-2 on two dates, to products.
 
     Simulates the scenes with their STAC items and ground truth, serves the items from a local
     STAC API (rustac) and finds them again with a search, as you would on a real catalog. Then
-    ingests the scenes into cubes, predicts land cover (all sensors, lc-any-wavelength) and
-    methane (EMIT, ch4-mf), and mosaics each into a product: OUT/products/<name>/ holds the
-    COG, the STAC item and a quicklook PNG; the items are also in OUT/catalog.
+    runs the map_region flow (Prefect, on a dask LocalCluster): ingests the scenes into cubes,
+    predicts land cover (all sensors, lc-any-wavelength) and methane (EMIT, ch4-mf), and
+    mosaics each into a product: OUT/products/<name>/ holds the COG, the STAC item and a
+    quicklook PNG; the items are also in OUT/catalog-products.
     """
     from spectraflow.demo import demo_plan, find_demo_scenes, make_demo_products, run_demo
 
@@ -203,20 +214,38 @@ def demo(
         with stderr().status("searching the local STAC API…"):
             scenes = find_demo_scenes(out, results)
         _print_search(scenes, as_json=False)
-        with progress_bar() as bar:
-            products, skipped = make_demo_products(
-                out, scenes, progress=task_callback(bar, "ingest, predict, mosaic")
-            )
-        table = Table(title="Products", title_justify="left")
-        table.add_column("product", style="cyan", no_wrap=True)
-        table.add_column("quicklook", overflow="fold")
-        table.add_column("COG", overflow="fold")
-        for product in products:
-            table.add_row(product.id, str(product.quicklook), str(product.cog))
-        stdout().print(table)
-        for name, reason in skipped.items():
-            stderr().print(f"[yellow]{name} not made:[/] {escape(reason)}")
+        with stderr().status("map_region flow: ingest, predict, mosaic…"), _quiet("distributed"):
+            summary = make_demo_products(out, runner=runner)
+        _print_run(summary)
         stdout().print(f"Demo files are under [bold]{escape(str(out))}[/]")
+
+
+@contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Only warnings from ``logger`` while the block runs (dask's cluster chatter)."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _print_run(summary: Any) -> None:
+    """Print a flow run's products and what failed or was skipped, and why."""
+    table = Table(title="Products", title_justify="left")
+    table.add_column("product", style="cyan", overflow="fold")
+    table.add_column("quicklook", overflow="fold")
+    table.add_column("COG", overflow="fold")
+    for product in summary.products.values():
+        table.add_row(product.id, str(product.quicklook), product.cog)
+    stdout().print(table)
+    for name, reason in summary.product_errors.items():
+        stderr().print(f"[yellow]product {escape(name)} not made:[/] {escape(reason)}")
+    for scene in summary.scenes:
+        if scene.error:
+            stderr().print(f"[yellow]{escape(scene.scene_id)} failed:[/] {escape(scene.error)}")
 
 
 def _print_search(scenes: Sequence[Any], *, as_json: bool) -> None:
