@@ -6,8 +6,8 @@ status 2. Heavy modules are imported inside the commands so that ``--help`` stay
 
 Modules: :mod:`._common` (consoles, error reporting, progress bars, shared options),
 :mod:`.data` (simulate, demo, search, ingest), :mod:`.predict`, :mod:`.mosaic`,
-:mod:`.catalog` (the ``catalog`` group), :mod:`.training` (train, evaluate) and :mod:`.models`
-(the ``models`` group).
+:mod:`.catalog` (the ``catalog`` group), :mod:`.training` (train, evaluate), :mod:`.flows`
+(map-region, watch, backfill) and :mod:`.models` (the ``models`` group).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from spectraflow import __version__
-from spectraflow.cli import data, mosaic, predict, training
+from spectraflow.cli import data, flows, mosaic, predict, training
 from spectraflow.cli.catalog import catalog_app
 from spectraflow.cli.data import SensorChoice as SensorChoice
 from spectraflow.cli.data import _expand_sensors as _expand_sensors
@@ -38,7 +38,8 @@ scenes with their STAC items and ground truth; [cyan]demo[/] simulates a small r
 all three sensors; [cyan]ingest[/] writes a scene into a Zarr cube; [cyan]predict[/] runs a \
 model over a cube; [cyan]mosaic[/] turns predictions into a map product (COG, STAC item, \
 quicklook); [cyan]models[/] lists the models; [cyan]train[/] and [cyan]evaluate[/] fit a \
-learned model on labelled cubes and score it.
+learned model on labelled cubes and score it; [cyan]map-region[/], [cyan]watch[/] and \
+[cyan]backfill[/] run the whole pipeline as Prefect flows, on a laptop or a Dask cluster.
 """
 
 app = typer.Typer(
@@ -83,6 +84,9 @@ for _command in (
     mosaic.mosaic,
     training.train,
     training.evaluate,
+    flows.map_region,
+    flows.watch,
+    flows.backfill,
 ):
     app.command()(_command)
 app.add_typer(catalog_app, name="catalog")

@@ -1,0 +1,172 @@
+"""``spectraflow map-region``, ``watch`` and ``backfill``: the Prefect flows from the shell.
+
+Each command runs its flow in this process (Prefect's ephemeral server unless
+``PREFECT_API_URL`` points at a server), prints the products and what failed and why, and
+exits with status 1 when a scene or product failed (the others are still made).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from spectraflow.cli._common import DeviceOption, reporting_errors, stderr, stdout
+from spectraflow.cli.mosaic import Policy
+
+__all__ = ["backfill", "map_region", "watch"]
+
+AoiOption = Annotated[
+    str,
+    typer.Option(
+        metavar="AOI",
+        help="Area of interest in lon/lat: 'lon_min,lat_min,lon_max,lat_max', a GeoJSON file "
+        "or WKT.",
+    ),
+]
+SensorOption = Annotated[
+    str,
+    typer.Option(
+        "--sensor", "-s", metavar="LIST", help="Sensors, comma-separated: emit,enmap,sentinel2."
+    ),
+]
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        metavar="LIST",
+        help="Models, comma-separated; each runs on the scenes that have its bands.",
+    ),
+]
+OutOption = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Working directory: cubes/, predictions/, products/, catalog/, run-summary.json.",
+    ),
+]
+ProviderOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--provider",
+        "-p",
+        metavar="NAME|URL",
+        help="Provider to search (repeat): a registry name or any STAC API URL.",
+    ),
+]
+RunnerOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="RUNNER",
+        show_default="$SPECTRAFLOW_RUNNER, else a dask LocalCluster",
+        help="threads, local, a dask scheduler address (tcp://…), kubernetes, gateway, coiled, "
+        "slurm or cuda.",
+    ),
+]
+PolicyOption = Annotated[
+    Policy, typer.Option(help="Compositing where scenes overlap (see 'spectraflow mosaic').")
+]
+
+
+def _report(summaries: list[Any]) -> None:
+    """Print the products and failures of flow runs; exit 1 if anything failed."""
+    failed = False
+    for summary in summaries:
+        if summary.nothing_new:
+            stdout().print(summary.message or "nothing new")
+        for product in summary.products.values():
+            stdout().print(f"[cyan]{product.id}[/]  {product.cog}")
+        for name, reason in summary.product_errors.items():
+            stderr().print(f"[yellow]product {name} not made:[/] {reason}")
+            failed = True
+        for scene in summary.scenes:
+            if scene.error:
+                stderr().print(f"[yellow]{scene.scene_id} failed:[/] {scene.error}")
+                failed = True
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def map_region(
+    aoi: AoiOption,
+    start: Annotated[str, typer.Option(metavar="DATE", help="Start of the time range (UTC).")],
+    end: Annotated[str, typer.Option(metavar="DATE", help="End; a date includes the whole day.")],
+    model: ModelOption,
+    out: OutOption,
+    sensor: SensorOption = "emit,enmap,sentinel2",
+    provider: ProviderOption = None,
+    policy: PolicyOption = Policy.latest,
+    runner: RunnerOption = None,
+    device: DeviceOption = None,
+) -> None:
+    r"""Map a region: search, ingest and predict every scene, mosaic one product per model.
+
+    Runs the map_region Prefect flow. Scenes are processed concurrently on the task runner;
+    a scene that fails is reported with its reason while the others complete; a re-run skips
+    finished work. Example:
+
+        spectraflow map-region --aoi -103.9,31.9,-103.5,32.2 --start 2024-06-01 \\
+            --end 2024-06-30 --model lc-any-wavelength --out runs/permian
+    """
+    with reporting_errors():
+        from spectraflow.flows import map_region as flow
+
+        summary = flow(
+            aoi, start, end, sensor, model, out=str(out), providers=provider or None,
+            policy=policy.value, runner=runner, device=device,
+        )  # fmt: skip
+        _report([summary])
+
+
+def watch(
+    aoi: AoiOption,
+    model: ModelOption,
+    out: OutOption,
+    sensor: SensorOption = "emit,enmap,sentinel2",
+    provider: ProviderOption = None,
+    lookback_days: Annotated[
+        float, typer.Option(metavar="DAYS", help="How far back the first run looks.")
+    ] = 30,
+    runner: RunnerOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Process the scenes that appeared since the last successful run (for schedules).
+
+    Runs the watch_catalog Prefect flow: its watermark (OUT/watermark.json) remembers what was
+    processed, so a run with nothing new does nothing. prefect.yaml deploys it on a schedule.
+    """
+    with reporting_errors():
+        from spectraflow.flows import watch_catalog
+
+        summary = watch_catalog(
+            aoi, sensor, model, out=str(out), providers=provider or None,
+            lookback_days=lookback_days, runner=runner, device=device,
+        )  # fmt: skip
+        _report([summary])
+
+
+def backfill(
+    aoi: AoiOption,
+    start: Annotated[str, typer.Option(metavar="DATE", help="Start of the time range (UTC).")],
+    end: Annotated[str, typer.Option(metavar="DATE", help="End; a date includes the whole day.")],
+    model: ModelOption,
+    out: OutOption,
+    sensor: SensorOption = "emit,enmap,sentinel2",
+    provider: ProviderOption = None,
+    batch_days: Annotated[int, typer.Option(metavar="DAYS", min=1, help="Days per batch.")] = 30,
+    runner: RunnerOption = None,
+    device: DeviceOption = None,
+) -> None:
+    """Map a long time range in batches of days (one map_region run and product per batch)."""
+    with reporting_errors():
+        from spectraflow.flows import backfill as flow
+
+        summaries = flow(
+            aoi, start, end, sensor, model, out=str(out), batch_days=batch_days,
+            providers=provider or None, runner=runner, device=device,
+        )  # fmt: skip
+        _report(summaries)
