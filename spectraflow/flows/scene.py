@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefect import flow
+from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from spectraflow.catalog.scene import Scene
 from spectraflow.errors import BandMismatchError, ConfigError
+from spectraflow.flows.runners import gpu_resources
 from spectraflow.flows.summary import ProductRef, SceneOutcome, StageRun
 from spectraflow.tasks.stages import (
     ingest_scene,
@@ -191,6 +193,8 @@ def run_scenes(
     from spectraflow.cube.ingest import cube_url
 
     clock = _Clock()
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
     outcomes = {
         s.id: SceneOutcome(scene_id=s.id, sensor=s.sensor, datetime=s.datetime) for s in scenes
     }
@@ -213,7 +217,8 @@ def run_scenes(
         for model in models:
             target = prediction_url(cube, model, layout.predictions)
             task = layout.bind(predict, Path(target) / "zarr.json")
-            pending = clock.track(task.submit(cube, model, layout.predictions, device))
+            with gpu_resources(runner):  # on GPU workers, if the cluster has any
+                pending = clock.track(task.submit(cube, model, layout.predictions, device))
             predictions.append((scene, model, pending))
 
     for scene, model, pending in predictions:

@@ -221,16 +221,22 @@ def search_scenes(
 def ingest_scene(scene: Scene, out: str) -> str:
     """Write ``scene`` into a cube under ``out``; return the cube URL (see ``cube.ingest``)."""
     from spectraflow.cube import ingest
+    from spectraflow.flows.runners import cluster_compute
 
-    return ingest(scene, out=out)
+    with cluster_compute():  # on a dask worker: the cube's region writes use the cluster
+        return ingest(scene, out=out)
 
 
-def _gpu_slot(device: str | None) -> AbstractContextManager[Any]:
+def _on_cuda(device: str | None) -> bool:
     if device is None:
         from spectraflow.models.registry import resolve_device
 
         device = str(resolve_device(None))
-    if not device.startswith("cuda"):
+    return device.startswith("cuda")
+
+
+def _gpu_slot(device: str | None) -> AbstractContextManager[Any]:
+    if not _on_cuda(device):
         return nullcontext()
     from prefect.concurrency.sync import concurrency
 
@@ -253,10 +259,13 @@ def predict(cube_url: str, model: str, out: str, device: str | None = None) -> s
     BandMismatchError
         The cube lacks the model's bands (not retried; the flows record it as skipped).
     """
+    from spectraflow.flows.runners import cluster_compute, local_compute
     from spectraflow.inference import predict_cube
 
     target = prediction_url(cube_url, model, out)
-    with _gpu_slot(device):
+    # A GPU task keeps its dask work next to its GPU; CPU inference spreads over the cluster.
+    compute = local_compute() if _on_cuda(device) else cluster_compute()
+    with _gpu_slot(device), compute:
         return str(predict_cube(cube_url, model, out=target, device=device))
 
 
@@ -282,9 +291,11 @@ def make_product(
         ``id``, ``cog``, ``item``, ``quicklook`` (paths as strings, quicklook may be None),
         and ``sources`` (the input stores).
     """
+    from spectraflow.flows.runners import cluster_compute
     from spectraflow.mosaic import mosaic
 
-    product = mosaic(prediction_urls, out=out, name=name, policy=policy, catalog=catalog)
+    with cluster_compute():
+        product = mosaic(prediction_urls, out=out, name=name, policy=policy, catalog=catalog)
     return {
         "id": product.id,
         "cog": str(product.cog),
