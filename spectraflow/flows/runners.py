@@ -169,7 +169,9 @@ def make_task_runner(spec: RunnerSpec | str | None = None) -> TaskRunner[Any]:
     if resolved.kind == "threads":
         from prefect.task_runners import ThreadPoolTaskRunner
 
-        return ThreadPoolTaskRunner(max_workers=resolved.n_workers or resolved.threads_per_worker)
+        # Bounded: the flows submit every scene at once, and each running scene holds memory.
+        workers = resolved.n_workers or resolved.threads_per_worker or os.cpu_count() or 1
+        return ThreadPoolTaskRunner(max_workers=workers)
 
     from prefect_dask import DaskTaskRunner
 

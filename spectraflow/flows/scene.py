@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 from prefect import flow
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner
 
 from spectraflow.catalog.scene import Scene
-from spectraflow.errors import BandMismatchError, ConfigError
-from spectraflow.flows.runners import gpu_resources
+from spectraflow.errors import BandMismatchError
+from spectraflow.flows.runners import gpu_resources, make_task_runner
 from spectraflow.flows.summary import ProductRef, SceneOutcome, StageRun
 from spectraflow.tasks.stages import (
     ingest_scene,
@@ -45,37 +45,16 @@ __all__ = ["Layout", "process_scene", "resolve_runner"]
 
 RunnerLike = str | TaskRunner[Any] | None
 _NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
-_THREADS = ("threads", "thread", "threadpool")
 
 
 def resolve_runner(runner: RunnerLike) -> TaskRunner[Any]:
-    """The task runner for ``runner``: a TaskRunner as is, ``"threads"``, or a factory spec.
+    """The task runner for ``runner``: a TaskRunner as is, else the factory's.
 
-    Specs other than ``"threads"`` (and None, the default) go to
-    ``spectraflow.flows.runners.make_task_runner`` (a dask ``LocalCluster`` by default); without
-    that module, None means a thread pool.
-
-    Raises
-    ------
-    ConfigError
-        A spec other than ``"threads"`` while the runner factory is not available.
+    See :func:`spectraflow.flows.runners.make_task_runner` (default: a dask ``LocalCluster``).
     """
     if isinstance(runner, TaskRunner):
         return runner
-    if isinstance(runner, str) and runner.strip().lower() in _THREADS:
-        return ThreadPoolTaskRunner()
-    try:
-        from spectraflow.flows.runners import make_task_runner  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        if runner is None:
-            return ThreadPoolTaskRunner()
-        raise ConfigError(
-            f"task runner {runner!r} needs spectraflow.flows.runners, which is not available",
-            where="runner",
-            fix="use runner='threads' or pass a prefect TaskRunner",
-        ) from None
-    resolved: TaskRunner[Any] = make_task_runner(runner)
-    return resolved
+    return make_task_runner(runner)
 
 
 def _runner_label(runner: RunnerLike) -> str | None:
