@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import date, datetime
@@ -52,10 +51,6 @@ __all__ = [
 
 GPU_LIMIT = "gpu"
 """Name of the Prefect global concurrency limit that predict tasks on CUDA run under."""
-
-# One prediction at a time per process: the runtime runs one forward at a time anyway, and each
-# prediction holds its regions' input buffers, so concurrent ones only add memory.
-_PREDICTING = threading.Semaphore(1)
 
 _RETRIES = 3
 _BACKOFF_S = 2.0  # 2, 4, 8 s (plus jitter) between attempts
@@ -270,7 +265,7 @@ def predict(cube_url: str, model: str, out: str, device: str | None = None) -> s
     target = prediction_url(cube_url, model, out)
     # A GPU task keeps its dask work next to its GPU; CPU inference spreads over the cluster.
     compute = local_compute() if _on_cuda(device) else cluster_compute()
-    with _gpu_slot(device), _PREDICTING, compute:
+    with _gpu_slot(device), compute:
         return str(predict_cube(cube_url, model, out=target, device=device))
 
 
