@@ -22,6 +22,7 @@ from spectraflow.cli._common import (
     stdout,
     task_callback,
 )
+from spectraflow.cli.flows import print_failures
 
 __all__ = ["SensorChoice", "SizeChoice", "demo", "ingest", "search", "simulate"]
 
@@ -233,7 +234,7 @@ def _quiet(logger: str) -> Iterator[None]:
 
 
 def _print_run(summary: Any) -> None:
-    """Print a flow run's products and what failed or was skipped, and why."""
+    """Print a flow run's products, and what failed and why."""
     table = Table(title="Products", title_justify="left")
     table.add_column("product", style="cyan", overflow="fold")
     table.add_column("quicklook", overflow="fold")
@@ -241,11 +242,7 @@ def _print_run(summary: Any) -> None:
     for product in summary.products.values():
         table.add_row(product.id, str(product.quicklook), product.cog)
     stdout().print(table)
-    for name, reason in summary.product_errors.items():
-        stderr().print(f"[yellow]product {escape(name)} not made:[/] {escape(reason)}")
-    for scene in summary.scenes:
-        if scene.error:
-            stderr().print(f"[yellow]{escape(scene.scene_id)} failed:[/] {escape(scene.error)}")
+    print_failures(summary)
 
 
 def _print_search(scenes: Sequence[Any], *, as_json: bool) -> None:

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from spectraflow.cli._common import DeviceOption, reporting_errors, stderr, stdout
 from spectraflow.cli.mosaic import Policy
 
-__all__ = ["backfill", "map_region", "watch"]
+__all__ = ["backfill", "map_region", "print_failures", "watch"]
 
 AoiOption = Annotated[
     str,
@@ -67,9 +68,21 @@ RunnerOption = Annotated[
         "slurm or cuda.",
     ),
 ]
+StartOption = Annotated[str, typer.Option(metavar="DATE", help="Start of the time range (UTC).")]
+EndOption = Annotated[str, typer.Option(metavar="DATE", help="End; a date includes the whole day.")]
 PolicyOption = Annotated[
     Policy, typer.Option(help="Compositing where scenes overlap (see 'spectraflow mosaic').")
 ]
+
+
+def print_failures(summary: Any) -> bool:
+    """Print the products not made and the scenes that failed, and why; whether there were any."""
+    for name, reason in summary.product_errors.items():
+        stderr().print(f"[yellow]product {escape(name)} not made:[/] {escape(reason)}")
+    failed = [scene for scene in summary.scenes if scene.error]
+    for scene in failed:
+        stderr().print(f"[yellow]{escape(scene.scene_id)} failed:[/] {escape(scene.error)}")
+    return bool(summary.product_errors or failed)
 
 
 def _report(summaries: list[Any]) -> None:
@@ -80,21 +93,15 @@ def _report(summaries: list[Any]) -> None:
             stdout().print(summary.message or "nothing new")
         for product in summary.products.values():
             stdout().print(f"[cyan]{product.id}[/]  {product.cog}")
-        for name, reason in summary.product_errors.items():
-            stderr().print(f"[yellow]product {name} not made:[/] {reason}")
-            failed = True
-        for scene in summary.scenes:
-            if scene.error:
-                stderr().print(f"[yellow]{scene.scene_id} failed:[/] {scene.error}")
-                failed = True
+        failed |= print_failures(summary)
     if failed:
         raise typer.Exit(code=1)
 
 
 def map_region(
     aoi: AoiOption,
-    start: Annotated[str, typer.Option(metavar="DATE", help="Start of the time range (UTC).")],
-    end: Annotated[str, typer.Option(metavar="DATE", help="End; a date includes the whole day.")],
+    start: StartOption,
+    end: EndOption,
     model: ModelOption,
     out: OutOption,
     sensor: SensorOption = "emit,enmap,sentinel2",
@@ -151,8 +158,8 @@ def watch(
 
 def backfill(
     aoi: AoiOption,
-    start: Annotated[str, typer.Option(metavar="DATE", help="Start of the time range (UTC).")],
-    end: Annotated[str, typer.Option(metavar="DATE", help="End; a date includes the whole day.")],
+    start: StartOption,
+    end: EndOption,
     model: ModelOption,
     out: OutOption,
     sensor: SensorOption = "emit,enmap,sentinel2",
