@@ -37,6 +37,14 @@ def test_cube_equals_the_reader_and_second_ingest_is_a_no_op(tmp_path, sensor):
     assert ingest(scene, out=tmp_path / "cubes") == url
     after = max(p.stat().st_mtime_ns for p in (tmp_path / "cubes").rglob("*") if p.is_file())
     assert after == marker  # nothing rewritten
+    # the same scene found through a catalog at another address is the same cube
+    moved = scene.model_copy(
+        update={"item_href": "http://127.0.0.1:9/collections/c/items/x", "provider": "127.0.0.1:9"}
+    )
+    assert ingest(moved, out=tmp_path / "cubes") == url
+    changed = scene.model_copy(update={"collection": "another-collection"})
+    with pytest.raises(CubeError, match="other inputs"):
+        ingest(changed, out=tmp_path / "cubes")
 
 
 def test_protected_inputs_fail_before_any_download(tmp_path, monkeypatch):
