@@ -26,7 +26,7 @@ from bench.report import full_scene, work_dir, write_result
 from spectraflow.cube import ingest, open_cube
 from spectraflow.inference.grid import TileGrid
 from spectraflow.inference.predict import predict_cube
-from spectraflow.inference.runtime import DEFAULT_BATCH, runtime_for
+from spectraflow.inference.runtime import default_batch, runtime_for
 from spectraflow.models import load_model
 from spectraflow.models.learned import band_subset
 from spectraflow.models.matched_filter import cube_bands
@@ -59,7 +59,8 @@ def _forward_per_tile(name: str, cube: Any, device: str, pred: Any) -> tuple[flo
         size_multiple=model.size_multiple,
     )
     tiles = len(grid.tiles(valid=cube["valid"].values))
-    batch = DEFAULT_BATCH[runtime.device.type]  # what predict_cube uses
+    tile_bytes = len(picked) * grid.input_shape[0] * grid.input_shape[1] * 4
+    batch = default_batch(runtime.device.type, tile_bytes)  # what predict_cube uses
     rng = np.random.default_rng(0)
     x = rng.uniform(0.02, 0.5, (batch, len(picked), *grid.input_shape)).astype(np.float32)
     runtime(x, sub)  # warm-up (allocations, autotuning)

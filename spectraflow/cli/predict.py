@@ -51,8 +51,8 @@ def predict(
         typer.Option(
             metavar="N",
             min=1,
-            show_default="16 on CUDA, 8 on MPS, 4 on CPU",
-            help="Tiles per forward pass.",
+            show_default="16 on CUDA, 8 on MPS, up to 4 on CPU",
+            help="Tiles per forward pass (on CPU at most 160 MiB of input).",
         ),
     ] = None,
     compile: Annotated[

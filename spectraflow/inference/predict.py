@@ -34,15 +34,15 @@ import xarray as xr
 from spectraflow.cube import open_cube, write_cube
 from spectraflow.inference.blend import argmax_classes
 from spectraflow.inference.grid import TileGrid, Window
-from spectraflow.inference.runtime import DEFAULT_BATCH, Runtime, runtime_for
+from spectraflow.inference.runtime import Runtime, default_batch, runtime_for
 from spectraflow.inference.tiled import (
-    BatchFn,
     TilePlan,
     add_overlaps,
     normalise,
     predict_region,
 )
 from spectraflow.models import get_card, load_model
+from spectraflow.models.bands import BandTable
 from spectraflow.models.learned import LearnedModel, band_subset
 from spectraflow.models.matched_filter import cube_bands
 
@@ -85,7 +85,9 @@ def _learned(
         align=int(stored[-1]),
         size_multiple=model.size_multiple,
     )
-    plan = TilePlan(grid, margin=halo // 2, batch=batch or DEFAULT_BATCH[runtime.device.type])
+    tile_bytes = len(picked) * grid.input_shape[0] * grid.input_shape[1] * 4
+    batch = batch or default_batch(runtime.device.type, tile_bytes)
+    plan = TilePlan(grid, margin=halo // 2, batch=batch)
     chunks, edge = _region_chunks(plan, bands=len(picked), region=region)
     data = refl.data[picked].rechunk(((len(picked),), *chunks))
     valid = (
@@ -94,7 +96,7 @@ def _learned(
         else da.ones(grid.shape, dtype=bool, chunks=chunks)
     )
     classes = len(model.class_values)
-    sums = _blended_sums(data, valid, plan, partial(runtime, table=sub), classes)
+    sums = _blended_sums(data, valid, plan, runtime, sub, classes)
     probs = da.map_blocks(
         lambda s, v: normalise(s, v[0]),
         sums,
@@ -158,7 +160,12 @@ def _region_chunks(
 
 
 def _blended_sums(
-    data: da.Array, valid: da.Array, plan: TilePlan, run: BatchFn, channels: int
+    data: da.Array,
+    valid: da.Array,
+    plan: TilePlan,
+    runtime: Runtime,
+    table: BandTable | None,
+    channels: int,
 ) -> da.Array:
     """Lazy Hann-blended sums ``(channels + 1, rows, cols)`` chunked like ``valid``.
 
@@ -178,8 +185,8 @@ def _blended_sums(
         region = window(i, j)
         origin = (max(region[0] - depth, 0), max(region[2] - depth, 0))
         return predict_region(
-            block, plan=plan, region=region, origin=origin, run=run, channels=channels,
-            valid=mask[0],
+            block, plan=plan, region=region, origin=origin, run=partial(runtime, table=table),
+            channels=channels, valid=mask[0], gate=runtime.gate,  # the gate of this process
         )  # fmt: skip
 
     # Along an axis of one region there is nothing to overlap (and it may be under the depth).
@@ -239,9 +246,10 @@ def predict_dataset(
     """Lazy predictions of ``model`` (a loaded model or a :class:`Runtime`) over ``cube``.
 
     The predictions are on the cube's grid. ``tile`` is the tile edge including its halo
-    (default: the card's tile size); ``batch`` the tiles per forward (default: by device);
-    ``region`` the edge of the blocks predicted and written together (whole tile cores;
-    default: the largest whose input fits 256 MiB).
+    (default: the card's tile size); ``batch`` the tiles per forward (default:
+    :func:`~spectraflow.inference.runtime.default_batch`); ``region`` the edge of the blocks
+    predicted and written together (whole tile cores; default: the largest whose input fits
+    256 MiB).
 
     Raises
     ------
@@ -284,7 +292,8 @@ def predict_cube(
         Tile edge in pixels including the halo (default: the card's); cores are rounded to
         the cube's chunks.
     batch
-        Tiles per forward (default: 16 on CUDA, 8 on MPS, 4 on CPU).
+        Tiles per forward (default: 16 on CUDA, 8 on MPS, 4 on CPU, or fewer on CPU when the
+        tiles have many bands: at most 160 MiB of input per forward).
     region
         Edge in pixels of the blocks predicted and written together, rounded to whole tile
         cores (default: the largest whose input fits 256 MiB); an interrupted run resumes

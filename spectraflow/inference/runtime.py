@@ -4,9 +4,11 @@ What it does for speed, per device:
 
 - CUDA: bf16 autocast, channels-last memory format, pinned host memory with non-blocking
   copies; optionally ``torch.compile`` (static tile shapes compile once).
-- every device: one forward at a time per process (a lock). Dask's other threads meanwhile read,
-  decode and blend the next regions, so reading overlaps compute without oversubscribing the
-  cores a forward already uses.
+- every device: one forward at a time per process (:attr:`Runtime.gate`, a lock). Dask's other
+  threads meanwhile read, decode and blend the next regions, so reading overlaps compute
+  without oversubscribing the cores a forward already uses. Tiled prediction also stacks its
+  batches under the gate, so concurrent predictions of one process hold one batch between
+  them: memory stays flat however many scenes a flow runs at once.
 
 A runtime pickles as the model's name (when it was loaded by name), so a dask worker loads the
 model once and reuses it for every task (see :func:`runtime_for`).
@@ -26,10 +28,26 @@ from spectraflow.models import load_model
 from spectraflow.models.bands import BandTable
 from spectraflow.models.learned import LearnedModel
 
-__all__ = ["DEFAULT_BATCH", "Runtime", "runtime_for"]
+__all__ = ["CPU_BATCH_BYTES", "DEFAULT_BATCH", "Runtime", "default_batch", "runtime_for"]
 
 DEFAULT_BATCH = {"cuda": 16, "mps": 8, "cpu": 4}
-"""Tiles per forward by device type, when the caller gives no batch size."""
+"""Most tiles per forward by device type, when the caller gives no batch size."""
+
+CPU_BATCH_BYTES = 160 * 2**20
+"""Most input bytes per forward on the CPU: a forward's activations grow with its batch (about
+3× its input), and past a few tiles a larger batch is hardly faster on a CPU."""
+
+
+def default_batch(device_type: str, tile_bytes: int) -> int:
+    """Tiles per forward: :data:`DEFAULT_BATCH`, on the CPU within :data:`CPU_BATCH_BYTES`.
+
+    ``tile_bytes`` is one input tile's size (float32 bands × rows × cols × 4); a 224-band
+    256-px EnMAP tile is 59 MB, so two go per CPU forward, and four 12-band Sentinel-2 tiles.
+    """
+    most = DEFAULT_BATCH[device_type]
+    if device_type != "cpu":
+        return most
+    return max(1, min(most, CPU_BATCH_BYTES // max(tile_bytes, 1)))
 
 _LOADED: dict[tuple[str, str, bool], Runtime] = {}
 _LOADED_LOCK = threading.Lock()
@@ -54,7 +72,8 @@ class Runtime:
         self.compile = compile
         self.device = model.device
         self._cuda = self.device.type == "cuda"
-        self._lock = threading.Lock()
+        self.gate = threading.RLock()
+        """Held during a forward; re-entrant so callers can also hold it while stacking."""
         if self._cuda:
             model.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if compile:
@@ -74,7 +93,7 @@ class Runtime:
     def __call__(self, batch: np.ndarray, table: BandTable | None = None) -> np.ndarray:
         """Class probabilities ``(B, K, H, W)`` float32 of reflectance ``(B, C, H, W)``."""
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        with self._lock:
+        with self.gate:
             if self._cuda:
                 x = x.pin_memory().to(self.device, non_blocking=True)
                 x = x.contiguous(memory_format=torch.channels_last)

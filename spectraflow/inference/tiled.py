@@ -21,7 +21,9 @@ array held in memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -105,6 +107,7 @@ def predict_region(
     run: BatchFn,
     channels: int,
     valid: np.ndarray | None = None,
+    gate: AbstractContextManager[Any] | None = None,
 ) -> np.ndarray:
     """Weighted tile outputs over one region expanded by the blend margin.
 
@@ -122,6 +125,9 @@ def predict_region(
     valid
         Boolean mask of ``block``'s rows and cols; tiles whose core has no valid pixel are
         skipped.
+    gate
+        Held while a batch is stacked and run (the runtime's lock): regions predicted
+        concurrently then hold one stacked batch between them, not one each.
 
     Returns
     -------
@@ -142,13 +148,23 @@ def predict_region(
         tiles = [t for t in tiles if valid[local(t.core)].any()]
     for start in range(0, len(tiles), plan.batch):
         group = tiles[start : start + plan.batch]
-        inputs = np.stack([reflect_pad(block[(..., *local(t.read))], t) for t in group])
-        outputs = run(inputs)
+        outputs = _run_batch([block[(..., *local(t.read))] for t in group], group, run, gate)
         for tile, output in zip(group, outputs, strict=True):
             values = crop_core(output, tile, margin=m)
             weight = hann_window(*values.shape[1:], halo=m)
             blender.add(values, tile.output_window(margin=m), weight=weight)
     return blender.sums()
+
+
+def _run_batch(
+    reads: list[np.ndarray],
+    tiles: list[Tile],
+    run: BatchFn,
+    gate: AbstractContextManager[Any] | None,
+) -> np.ndarray:
+    with gate or nullcontext():
+        batch = np.stack([reflect_pad(read, t) for read, t in zip(reads, tiles, strict=True)])
+        return run(batch)  # the batch is freed on return, inside the gate
 
 
 def add_overlaps(region: Window, parts: Sequence[tuple[Window, np.ndarray]]) -> np.ndarray:
