@@ -11,6 +11,8 @@ Each task is a thin wrapper that passes references (scenes, URLs, small dicts), 
 - Predict runs under the Prefect global concurrency limit ``"gpu"`` on CUDA devices; a limit
   that does not exist yet does not block (create one with
   ``prefect gcl create gpu --limit <number of GPUs>``).
+- Memory: each stage gives back what it leaves behind (:mod:`spectraflow.tasks.memory`), so a
+  process's memory stays flat over many scenes.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from prefect.tasks import exponential_backoff
 from spectraflow import __version__
 from spectraflow.catalog.scene import Scene
 from spectraflow.errors import AuthError
+from spectraflow.tasks.memory import steady_memory
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import TaskRun
@@ -223,7 +226,7 @@ def ingest_scene(scene: Scene, out: str) -> str:
     from spectraflow.cube import ingest
     from spectraflow.flows.runners import cluster_compute
 
-    with cluster_compute():  # on a dask worker: the cube's region writes use the cluster
+    with steady_memory(), cluster_compute():  # on a dask worker: writes use the cluster
         return ingest(scene, out=out)
 
 
@@ -265,7 +268,7 @@ def predict(cube_url: str, model: str, out: str, device: str | None = None) -> s
     target = prediction_url(cube_url, model, out)
     # A GPU task keeps its dask work next to its GPU; CPU inference spreads over the cluster.
     compute = local_compute() if _on_cuda(device) else cluster_compute()
-    with _gpu_slot(device), compute:
+    with steady_memory(), _gpu_slot(device), compute:
         return str(predict_cube(cube_url, model, out=target, device=device))
 
 
@@ -294,7 +297,7 @@ def make_product(
     from spectraflow.flows.runners import cluster_compute
     from spectraflow.mosaic import mosaic
 
-    with cluster_compute():
+    with steady_memory(), cluster_compute():
         product = mosaic(prediction_urls, out=out, name=name, policy=policy, catalog=catalog)
     return {
         "id": product.id,
