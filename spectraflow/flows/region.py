@@ -18,12 +18,12 @@ from spectraflow.catalog.timerange import parse_time_range
 from spectraflow.errors import QueryError
 from spectraflow.flows.scene import (
     Layout,
+    Stages,
     collect_product,
     failure,
-    new_clock,
     product_name,
-    resolve_runner,
     run_scenes,
+    stages_on,
     submit_product,
 )
 from spectraflow.flows.summary import RunSummary
@@ -51,6 +51,7 @@ def _span(scenes: Sequence[Scene]) -> str:
 
 
 def process_scenes(
+    stages: Stages,
     scenes: Sequence[Scene],
     models: Sequence[str],
     layout: Layout,
@@ -61,11 +62,10 @@ def process_scenes(
 ) -> RunSummary:
     """Run the scene chains and one product per model into ``summary``; write it under ``out``.
 
-    Must run inside a flow (its task runner does the work).
+    Must run inside a flow (``stages``' task runner does the work).
     """
-    summary.scenes = run_scenes(scenes, models, layout, device=device)
+    summary.scenes = run_scenes(scenes, models, layout, stages, device=device)
     by_id = {s.id: s for s in scenes}
-    clock = new_clock()
     futures = {}
     for model in map(model_label, models):
         done = [o for o in summary.scenes if model in o.predictions]
@@ -74,9 +74,9 @@ def process_scenes(
             continue
         name = product_name(model, _span([by_id[o.scene_id] for o in done]), policy)
         urls = [o.predictions[model] for o in done]
-        futures[model] = submit_product(layout, urls, name, policy, clock)
+        futures[model] = submit_product(stages, layout, urls, name, policy)
     for model, future in futures.items():
-        run, product, error = collect_product(future, model, clock)
+        run, product, error = collect_product(stages, future, model)
         summary.stages.append(run)
         if product is not None:
             summary.products[model] = product
@@ -98,6 +98,7 @@ def write_summary(summary: RunSummary, layout: Layout) -> None:
 
 
 def search_stage(
+    stages: Stages,
     aoi: Any,
     start: Any,
     end: Any,
@@ -106,35 +107,12 @@ def search_stage(
     summary: RunSummary,
 ) -> list[Scene]:
     """Run the search task and record it in ``summary``; a failed search raises."""
-    clock = new_clock()
-    future = clock.track(search_scenes.submit(aoi, start, end, sensors, providers))
-    summary.stages.append(clock.stage("search", future))
+    future = stages.submit(search_scenes, aoi, start, end, sensors, providers)
+    summary.stages.append(stages.stage("search", future))
     if (exc := failure(future)) is not None:
         raise exc
     scenes: list[Scene] = future.result()
     return scenes
-
-
-@flow(name="map-region-run")
-def _map_region(
-    aoi: Any,
-    start: Any,
-    end: Any,
-    sensors: list[str],
-    models: list[str],
-    out: str,
-    providers: list[str] | str | None,
-    catalog: str | None,
-    policy: str,
-    device: str | None,
-) -> RunSummary:
-    layout = Layout.under(out, catalog)
-    summary = RunSummary(
-        flow="map_region", started=utc_now(), start=str(start), end=str(end),
-        sensors=sensors, models=[model_label(m) for m in models],
-    )  # fmt: skip
-    scenes = search_stage(aoi, start, end, sensors, providers, summary)
-    return process_scenes(scenes, models, layout, summary, policy=policy, device=device)
 
 
 @flow(name="map-region")
@@ -187,11 +165,17 @@ def map_region(
     -------
     RunSummary
     """
-    inner = _map_region.with_options(task_runner=resolve_runner(runner))
-    return inner(
-        aoi, start, end, as_names(sensors), as_names(models), str(out),
-        None if providers is None else as_names(providers), catalog, policy, device,
+    layout = Layout.under(out, catalog)
+    summary = RunSummary(
+        flow="map_region", started=utc_now(), start=str(start), end=str(end),
+        sensors=as_names(sensors), models=[model_label(m) for m in as_names(models)],
     )  # fmt: skip
+    names = None if providers is None else as_names(providers)
+    with stages_on(runner) as stages:
+        scenes = search_stage(stages, aoi, start, end, as_names(sensors), names, summary)
+        return process_scenes(
+            stages, scenes, as_names(models), layout, summary, policy=policy, device=device
+        )
 
 
 def _batches(

@@ -1,6 +1,8 @@
 """``process_scene`` (one scene into products) and the per-scene task chains of the flows.
 
-:func:`run_scenes` is what :func:`~spectraflow.flows.map_region` fans out.
+:func:`run_scenes` is what :func:`~spectraflow.flows.map_region` fans out. The flows take their
+task runner as a parameter (a deployment can set it), so each starts it itself
+(:func:`stages_on`) and submits its tasks to it: one flow run per call.
 
 Layout under ``out``::
 
@@ -16,15 +18,16 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefect import flow
-from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner
+from prefect.utilities.callables import get_call_parameters
 
 from spectraflow.catalog.scene import Scene
 from spectraflow.errors import BandMismatchError
@@ -41,7 +44,7 @@ from spectraflow.tasks.stages import (
 if TYPE_CHECKING:
     from prefect import Task
 
-__all__ = ["Layout", "process_scene", "resolve_runner"]
+__all__ = ["Layout", "Stages", "process_scene", "resolve_runner", "stages_on"]
 
 RunnerLike = str | TaskRunner[Any] | None
 _NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -135,31 +138,48 @@ def describe(exc: BaseException) -> str:
 
 
 @dataclass
-class _Clock:
-    """Submission and completion times of task runs, for :class:`StageRun` seconds."""
+class Stages:
+    """Submits a flow's tasks to its task runner and times them (:class:`StageRun` seconds).
 
+    Seconds run from submission to completion, so they include time queued for a worker.
+    """
+
+    runner: TaskRunner[Any]
     submitted: dict[int, float] = field(default_factory=dict)
     done: dict[int, float] = field(default_factory=dict)
 
-    def track(self, future: PrefectFuture[Any]) -> PrefectFuture[Any]:
+    def submit(self, task: Task[..., Any], *args: Any) -> PrefectFuture[Any]:
+        """``task(*args)`` on the runner (what ``task.submit`` does with a flow's own runner)."""
+        future = self.runner.submit(task, get_call_parameters(task.fn, args, {}))
         self.submitted[id(future)] = time.monotonic()
+        self.done.pop(id(future), None)
         future.add_done_callback(self._finished)
         return future
 
     def _finished(self, future: PrefectFuture[Any]) -> None:
-        self.done.setdefault(id(future), time.monotonic())
+        self.done[id(future)] = time.monotonic()
 
     def stage(self, stage: Any, future: PrefectFuture[Any], **kw: Any) -> StageRun:
+        """The finished (waited for) task run as a :class:`StageRun`."""
         future.wait()
         end = self.done.get(id(future), time.monotonic())
         seconds = max(end - self.submitted.get(id(future), end), 0.0)
         return StageRun(stage=stage, state=future.state.name, seconds=round(seconds, 3), **kw)
 
 
+@contextmanager
+def stages_on(runner: RunnerLike) -> Iterator[Stages]:
+    """:class:`Stages` on the task runner for ``runner``, started for the block."""
+    chosen = runner.duplicate() if isinstance(runner, TaskRunner) else resolve_runner(runner)
+    with chosen:
+        yield Stages(chosen)
+
+
 def run_scenes(
     scenes: Sequence[Scene],
     models: Sequence[str],
     layout: Layout,
+    stages: Stages,
     *,
     device: str | None,
 ) -> list[SceneOutcome]:
@@ -171,23 +191,20 @@ def run_scenes(
     """
     from spectraflow.cube.ingest import cube_url
 
-    clock = _Clock()
-    context = FlowRunContext.get()
-    runner = context.task_runner if context is not None else None
     outcomes = {
         s.id: SceneOutcome(scene_id=s.id, sensor=s.sensor, datetime=s.datetime) for s in scenes
     }
     ingests: dict[int, tuple[Scene, PrefectFuture[str]]] = {}
     for scene in scenes:
         task = layout.bind(ingest_scene, Path(cube_url(scene, layout.cubes)) / "zarr.json")
-        future = clock.track(task.submit(scene, layout.cubes))
+        future = stages.submit(task, scene, layout.cubes)
         ingests[id(future)] = (scene, future)
 
     predictions: list[tuple[Scene, str, PrefectFuture[str]]] = []
     for done in as_completed([f for _, f in ingests.values()]):
         scene, _ = ingests[id(done)]
         outcome = outcomes[scene.id]
-        outcome.stages.append(clock.stage("ingest", done, scene_id=scene.id))
+        outcome.stages.append(stages.stage("ingest", done, scene_id=scene.id))
         if (exc := failure(done)) is not None:
             outcome.error = f"ingest: {describe(exc)}"
             continue
@@ -196,14 +213,14 @@ def run_scenes(
         for model in models:
             target = prediction_url(cube, model, layout.predictions)
             task = layout.bind(predict, Path(target) / "zarr.json")
-            with gpu_resources(runner):  # on GPU workers, if the cluster has any
-                pending = clock.track(task.submit(cube, model, layout.predictions, device))
+            with gpu_resources(stages.runner):  # on GPU workers, if the cluster has any
+                pending = stages.submit(task, cube, model, layout.predictions, device)
             predictions.append((scene, model, pending))
 
     for scene, model, pending in predictions:
         outcome = outcomes[scene.id]
         label = model_label(model)
-        outcome.stages.append(clock.stage("predict", pending, scene_id=scene.id, model=label))
+        outcome.stages.append(stages.stage("predict", pending, scene_id=scene.id, model=label))
         if (exc := failure(pending)) is None:
             outcome.predictions[label] = pending.result()
         elif isinstance(exc, BandMismatchError):
@@ -214,30 +231,21 @@ def run_scenes(
 
 
 def submit_product(
-    layout: Layout,
-    urls: Sequence[str],
-    name: str,
-    policy: str,
-    clock: _Clock,
+    stages: Stages, layout: Layout, urls: Sequence[str], name: str, policy: str
 ) -> PrefectFuture[dict[str, Any]]:
     """Submit the product task for ``urls`` (bypassing the cache when the COG is gone)."""
     task = layout.bind(make_product, layout.product_cog(name))
-    return clock.track(task.submit(list(urls), layout.products, name, policy, str(layout.catalog)))
+    return stages.submit(task, list(urls), layout.products, name, policy, str(layout.catalog))
 
 
 def collect_product(
-    future: PrefectFuture[dict[str, Any]], model: str, clock: _Clock
+    stages: Stages, future: PrefectFuture[dict[str, Any]], model: str
 ) -> tuple[StageRun, ProductRef | None, str | None]:
     """The stage run of a product task and its product, or why it failed."""
-    run = clock.stage("product", future, model=model)
+    run = stages.stage("product", future, model=model)
     if (exc := failure(future)) is not None:
         return run, None, describe(exc)
     return run, ProductRef(model=model, **future.result()), None
-
-
-def new_clock() -> _Clock:
-    """A clock for :func:`submit_product` / :func:`collect_product`."""
-    return _Clock()
 
 
 def _as_scene(scene: Scene | dict[str, Any] | str) -> Scene:
@@ -249,34 +257,6 @@ def _as_scene(scene: Scene | dict[str, Any] | str) -> Scene:
 
     found: Scene = find_scene(scene)
     return found
-
-
-@flow(name="process-scene-run")
-def _process_scene(
-    scene: Scene,
-    models: list[str],
-    out: str,
-    device: str | None,
-    products: bool,
-    catalog: str | None,
-) -> SceneOutcome:
-    layout = Layout.under(out, catalog)
-    (outcome,) = run_scenes([scene], models, layout, device=device)
-    if not products or outcome.error is not None:
-        return outcome
-    clock = new_clock()
-    futures = {
-        label: submit_product(layout, [url], product_name(scene.id, label), "latest", clock)
-        for label, url in outcome.predictions.items()
-    }
-    for label, future in futures.items():
-        run, product, error = collect_product(future, label, clock)
-        outcome.stages.append(run)
-        if product is not None:
-            outcome.products[label] = product
-        elif outcome.error is None:
-            outcome.error = f"product {label}: {error}"
-    return outcome
 
 
 @flow(name="process-scene")
@@ -317,5 +297,22 @@ def process_scene(
         Cube, predictions and products, and the error (type and message) if the scene failed.
     """
     names = [models] if isinstance(models, str) else list(models)
-    inner = _process_scene.with_options(task_runner=resolve_runner(runner))
-    return inner(_as_scene(scene), names, str(out), device, products, catalog)
+    layout = Layout.under(out, catalog)
+    with stages_on(runner) as stages:
+        (outcome,) = run_scenes([_as_scene(scene)], names, layout, stages, device=device)
+        if not products or outcome.error is not None:
+            return outcome
+        futures = {
+            label: submit_product(
+                stages, layout, [url], product_name(outcome.scene_id, label), "latest"
+            )
+            for label, url in outcome.predictions.items()
+        }
+        for label, future in futures.items():
+            run, product, error = collect_product(stages, future, label)
+            outcome.stages.append(run)
+            if product is not None:
+                outcome.products[label] = product
+            elif outcome.error is None:
+                outcome.error = f"product {label}: {error}"
+    return outcome

@@ -34,7 +34,7 @@ from spectraflow.flows.region import (
     utc_now,
     write_summary,
 )
-from spectraflow.flows.scene import Layout, resolve_runner
+from spectraflow.flows.scene import Layout, Stages, stages_on
 from spectraflow.flows.summary import RunSummary
 from spectraflow.tasks.stages import model_label
 
@@ -76,8 +76,8 @@ def _write_watermark(out: Path, mark: Watermark) -> None:
     atomic_write(out / WATERMARK_FILE, mark.model_dump_json(indent=2) + "\n")
 
 
-@flow(name="watch-catalog-run")
-def _watch_catalog(
+def _watch(
+    stages: Stages,
     aoi: Any,
     sensors: list[str],
     models: list[str],
@@ -99,7 +99,7 @@ def _watch_catalog(
         flow="watch_catalog", started=utc_now(), start=start.isoformat(), end=end.isoformat(),
         sensors=sensors, models=[model_label(m) for m in models],
     )  # fmt: skip
-    found = search_stage(aoi, start, end, sensors, providers, summary)
+    found = search_stage(stages, aoi, start, end, sensors, providers, summary)
     new = [s for s in found if s.id not in mark.processed]
     if not new:
         summary.nothing_new = True
@@ -107,7 +107,7 @@ def _watch_catalog(
         summary.message = f"nothing new: {len(found)} scene(s) found, all processed before"
         write_summary(summary, layout)
         return summary
-    summary = process_scenes(new, models, layout, summary, policy=policy, device=device)
+    summary = process_scenes(stages, new, models, layout, summary, policy=policy, device=device)
     summary.message = f"{len(new)} new scene(s) of {len(found)} found; " + summary.message
     write_summary(summary, layout)
     done = {o.scene_id: o.datetime for o in summary.scenes if o.ok and o.datetime is not None}
@@ -154,9 +154,9 @@ def watch_catalog(
         With ``nothing_new`` true (and nothing processed or written but the summary) when
         every scene found was processed before.
     """
-    inner = _watch_catalog.with_options(task_runner=resolve_runner(runner))
-    return inner(
-        aoi, as_names(sensors), as_names(models), str(out),
-        None if providers is None else as_names(providers), catalog, policy, device,
-        float(lookback_days), now,
-    )  # fmt: skip
+    with stages_on(runner) as stages:
+        return _watch(
+            stages, aoi, as_names(sensors), as_names(models), str(out),
+            None if providers is None else as_names(providers), catalog, policy, device,
+            float(lookback_days), now,
+        )  # fmt: skip
