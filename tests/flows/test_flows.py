@@ -31,6 +31,28 @@ def _mtimes(folder: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
 
 
+def _task_runs_of_latest(flow_name: str) -> list[str]:
+    """Names of the task runs of the latest run of flow ``flow_name``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )
+        ours = FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
+        tasks = client.read_task_runs(flow_run_filter=ours)
+    return [t.name for t in tasks]
+
+
 def test_map_region_makes_a_product_and_a_rerun_skips_finished_work(region, tmp_path):
     source = LocalCatalog(tmp_path / "source")
     source.add(region.good)
@@ -52,6 +74,10 @@ def test_map_region_makes_a_product_and_a_rerun_skips_finished_work(region, tmp_
         assert written.products[MODEL].cog == product.cog
         assert set(first.stage_seconds()) == {"search", "ingest", "predict", "product"}
         assert "Cached" not in first.states()
+        # One flow run holds every task run (no subflow for the task runner)
+        assert sorted(t.split("-")[0] for t in _task_runs_of_latest("map-region")) == sorted(
+            ["search"] + ["ingest"] * 4 + ["predict"] * 4 + ["product"]
+        )
         before = _mtimes(out / "products") | _mtimes(out / "predictions")
 
         again = map_region(*args, out=str(out), providers=[api.url], runner="threads")
@@ -209,6 +235,17 @@ def test_cache_keys_follow_the_model_version_and_the_spectraflow_version(monkeyp
     assert cache_key("predict", params) == key
     monkeypatch.setattr(stages, "__version__", "999.0")
     assert cache_key("predict", params) != key
+
+
+def test_a_stage_gives_back_its_leftovers_even_when_it_fails():
+    from rasterio.env import get_gdal_config
+
+    from spectraflow.tasks.memory import steady_memory
+
+    size = get_gdal_config("GDAL_CACHEMAX")
+    with pytest.raises(SceneFormatError), steady_memory():
+        raise SceneFormatError("a failing stage", where="test")
+    assert get_gdal_config("GDAL_CACHEMAX") == size > 0  # blocks dropped, the size kept
 
 
 def test_an_unknown_runner_spec_is_refused():

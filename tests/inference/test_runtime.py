@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spectraflow.errors import ModelError
-from spectraflow.inference.runtime import Runtime, runtime_for
+from spectraflow.inference.runtime import CPU_BATCH_BYTES, Runtime, default_batch, runtime_for
 from spectraflow.models import load_model
 from spectraflow.sensors.bands import BandTable
 
@@ -46,3 +46,11 @@ def test_an_unnamed_compiled_runtime_refuses_to_travel():
     runtime.compile = True  # as after Runtime(..., compile=True), without compiling here
     with pytest.raises(ModelError, match="by name"):
         pickle.dumps(runtime)
+
+
+def test_cpu_batches_of_many_band_tiles_stay_within_the_byte_budget():
+    enmap, sentinel2 = (bands * 256 * 256 * 4 for bands in (224, 12))
+    assert default_batch("cpu", enmap) == 2 and 2 * enmap <= CPU_BATCH_BYTES
+    assert default_batch("cpu", sentinel2) == 4  # the device's most
+    assert default_batch("cpu", 10 * CPU_BATCH_BYTES) == 1  # never none
+    assert default_batch("cuda", enmap) == 16  # GPUs batch by tiles alone

@@ -1,5 +1,9 @@
 """Tiled, batched, Hann-blended prediction of regions (pure numpy models)."""
 
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from scipy.ndimage import uniform_filter
@@ -104,6 +108,29 @@ def test_batches_hold_at_most_batch_tiles():
 
     predict_image(IMAGE, plan=plan(16, batch=5), run=recording, channels=2)
     assert sizes == [5] * 8 + [2]  # 7 × 6 = 42 tiles
+
+
+def test_concurrent_regions_stack_and_run_their_batches_inside_the_gate():
+    gate = threading.Lock()
+    alive = []  # batches not yet freed, seen from inside the model
+
+    def model(batch):
+        assert gate.locked()  # the batch was stacked, and is run, under the gate
+        alive.append(weakref.ref(batch))
+        assert sum(r() is not None for r in alive) == 1  # the other region's batch is gone
+        return box_filter(batch)
+
+    def region(r0):
+        return predict_region(
+            IMAGE, plan=plan(16, batch=3), region=(r0, r0 + 48, 0, 90), origin=(0, 0),
+            run=model, channels=2, gate=gate,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(region, (0, 48)))
+    alone = [region(0), region(48)]
+    for got, want in zip(results, alone, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_plan_checks_its_margin_and_batch():
