@@ -51,6 +51,7 @@ __all__ = [
     "gpu_resources",
     "local_compute",
     "make_task_runner",
+    "share_prefect_server",
 ]
 
 RUNNER_ENV = "SPECTRAFLOW_RUNNER"
@@ -205,6 +206,38 @@ def make_task_runner(spec: RunnerSpec | str | None = None) -> TaskRunner[Any]:
         cluster_kwargs=_cluster_kwargs(resolved, options),
         adapt_kwargs=adapt_kwargs,
     )
+
+
+def share_prefect_server(task_runner: Any) -> None:
+    """Point the worker processes of a local cluster at this process's Prefect server.
+
+    Without ``PREFECT_API_URL`` Prefect runs a temporary server per process: each worker of a
+    ``LocalCluster`` would start its own and record its task runs there instead of with the
+    flow run. The flows call this before they start their runner; it does nothing when the API
+    URL is set (workers inherit it) or the cluster's workers are not this machine's children.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
+
+    local = getattr(task_runner, "resolved_cluster_class", None) in _local_clusters()
+    server = SubprocessASGIServer()  # the temporary server of this process, if it runs
+    if PREFECT_API_URL.value() or not local or not server.running:
+        return
+    env = task_runner.cluster_kwargs.setdefault("env", {})
+    env.setdefault("PREFECT_API_URL", server.api_url)
+
+
+def _local_clusters() -> list[type]:
+    from distributed import LocalCluster
+
+    found: list[type] = [LocalCluster]
+    try:
+        from dask_cuda import LocalCUDACluster
+
+        found.append(LocalCUDACluster)
+    except ImportError:
+        pass
+    return found
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from prefect.utilities.callables import get_call_parameters
 
 from spectraflow.catalog.scene import Scene
 from spectraflow.errors import BandMismatchError
-from spectraflow.flows.runners import gpu_resources, make_task_runner
+from spectraflow.flows.runners import gpu_resources, make_task_runner, share_prefect_server
 from spectraflow.flows.summary import ProductRef, SceneOutcome, StageRun
 from spectraflow.tasks.stages import (
     ingest_scene,
@@ -171,6 +171,7 @@ class Stages:
 def stages_on(runner: RunnerLike) -> Iterator[Stages]:
     """:class:`Stages` on the task runner for ``runner``, started for the block."""
     chosen = runner.duplicate() if isinstance(runner, TaskRunner) else resolve_runner(runner)
+    share_prefect_server(chosen)
     with chosen:
         yield Stages(chosen)
 

@@ -160,13 +160,26 @@ class MatchedFilter:
             x, u = dask.compute(window, use)
             stats = self._fit(x.reshape(1, len(picked), -1), u.reshape(1, -1), kt)
         if not bool(stats.ok.any()):
-            raise ModelError(
+            raise self._no_statistics(cube, int(stats.count.max()), len(picked), grouping)
+        return SceneStatistics(stats, grouping, picked, k)
+
+    @staticmethod
+    def _no_statistics(cube: xr.Dataset, most: int, bands: int, grouping: str) -> ModelError:
+        where = str(cube.attrs.get("scene_id", "cube"))
+        if most == 0:
+            return ModelError(
                 "no pixel of the scene can enter the matched filter's statistics "
                 "(all cloudy, water, flagged, saturated or without data)",
-                where=str(cube.attrs.get("scene_id", "cube")),
+                where=where,
                 fix="check the cube's valid and mask layers, or choose a clearer scene",
             )
-        return SceneStatistics(stats, grouping, picked, k)
+        group = "column" if grouping == "per-column" else "scene"
+        return ModelError(
+            f"too few clear pixels for the matched filter's statistics: at most {most} per "
+            f"{group}, and {bands} bands need more than {bands}",
+            where=where,
+            fix="run the filter on a larger scene (more lines), or on a clearer one",
+        )
 
     def _fit(self, x: np.ndarray, use: np.ndarray, k: torch.Tensor) -> FilterStatistics:
         xt = torch.as_tensor(np.ascontiguousarray(x), device=self.device)

@@ -34,6 +34,7 @@ from spectraflow.flows.runners import (
     gpu_resources,
     local_compute,
     make_task_runner,
+    share_prefect_server,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,6 +206,22 @@ def test_gpu_resources_only_for_gpu_clusters(monkeypatch: pytest.MonkeyPatch) ->
     _fake_backend(monkeypatch, "dask_cuda", "LocalCUDACluster")
     with gpu_resources(make_task_runner("cuda"), gpus=2):
         assert dask.get_annotations() == {"resources": {GPU_RESOURCE: 2}}
+
+
+def test_local_cluster_workers_are_sent_to_the_flows_temporary_server() -> None:
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    local, threads = make_task_runner("local"), make_task_runner("threads")
+    share_prefect_server(local)  # the API URL is set (the test server): workers inherit it
+    assert "env" not in local.cluster_kwargs
+    running = SubprocessASGIServer()  # the test harness's server: a temporary one
+    assert running.running
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # as `python flow.py` runs
+        share_prefect_server(local)
+        share_prefect_server(threads)
+    assert local.cluster_kwargs["env"] == {"PREFECT_API_URL": running.api_url}
+    assert not hasattr(threads, "cluster_kwargs")
 
 
 def test_cluster_compute_outside_a_worker_does_nothing() -> None:

@@ -9,6 +9,7 @@ import torch
 
 from spectraflow.catalog import find_scene
 from spectraflow.cube import ingest, open_cube
+from spectraflow.errors import ModelError
 from spectraflow.models import load_model
 from spectraflow.models.filter_math import (
     SCALE,
@@ -163,3 +164,14 @@ def test_retrieval_from_a_simulated_emit_cube(emit_cube, name):
     else:  # negative values kept: a zero-mean background
         values = enhancement[background & used]
         assert abs(values.mean()) < 0.1 * values.std()
+
+
+def test_a_scene_the_statistics_cannot_use_says_why(emit_cube):
+    cube, _ = emit_cube
+    model = load_model("ch4-mf", device="cpu")
+    short = cube.isel(line=slice(0, 40))  # fewer lines per column than bands
+    with pytest.raises(ModelError, match=r"too few clear pixels .* at most \d+ per column"):
+        model.statistics(short)
+    hidden = cube.assign(valid=cube["valid"] & False)
+    with pytest.raises(ModelError, match="no pixel of the scene can enter"):
+        model.statistics(hidden)
