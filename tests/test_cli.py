@@ -113,6 +113,12 @@ def test_demo_writes_every_sensor_and_date(tmp_path):
     land_cover = Path(summary["products"]["lc-any-wavelength"]["cog"])
     assert land_cover.is_file() and land_cover.with_suffix(".png").is_file()
     assert "predict ch4-mf: ModelError: too few clear pixels" in " ".join(result.stderr.split())
+    # a model whose bands a scene lacks is skipped for it, with the reason, without a task
+    for scene in (s for s in summary["scenes"] if s["sensor"] == "sentinel2"):
+        assert "BandMismatchError" in scene["skipped"]["ch4-mf"] and scene["error"] is None
+        assert [st["model"] for st in scene["stages"] if st["stage"] == "predict"] == [
+            "lc-any-wavelength"
+        ]
 
 
 def test_item_flavours_of_one_scene_do_not_replace_each_other(tmp_path):

@@ -188,15 +188,22 @@ def run_scenes(
 
     Predict tasks of a scene are submitted as soon as its cube is ready. A scene whose ingest
     or prediction fails is recorded with the reason; a model whose bands a scene lacks is
-    recorded as skipped for it. Nothing raises for one scene.
+    recorded as skipped for it, without a task (a scene no model can read is not ingested).
+    Nothing raises for one scene.
+
+    Raises
+    ------
+    ModelError
+        A model name or card is unknown or invalid (before anything runs).
     """
     from spectraflow.cube.ingest import cube_url
 
     outcomes = {
         s.id: SceneOutcome(scene_id=s.id, sensor=s.sensor, datetime=s.datetime) for s in scenes
     }
+    usable = {s.id: _models_for(s, models, outcomes[s.id]) for s in scenes}
     ingests: dict[int, tuple[Scene, PrefectFuture[str]]] = {}
-    for scene in scenes:
+    for scene in (s for s in scenes if usable[s.id]):
         task = layout.bind(ingest_scene, Path(cube_url(scene, layout.cubes)) / "zarr.json")
         future = stages.submit(task, scene, layout.cubes)
         ingests[id(future)] = (scene, future)
@@ -211,7 +218,7 @@ def run_scenes(
             continue
         cube = done.result()
         outcome.cube_url = cube
-        for model in models:
+        for model in usable[scene.id]:
             target = prediction_url(cube, model, layout.predictions)
             task = layout.bind(predict, Path(target) / "zarr.json")
             with gpu_resources(stages.runner):  # on GPU workers, if the cluster has any
@@ -229,6 +236,27 @@ def run_scenes(
         elif outcome.error is None:
             outcome.error = f"predict {label}: {describe(exc)}"
     return [outcomes[s.id] for s in scenes]
+
+
+def _models_for(scene: Scene, models: Sequence[str], outcome: SceneOutcome) -> list[str]:
+    """The models whose bands ``scene`` has; the others are recorded as skipped for it.
+
+    The scene's band table is the provider's; the cube's may flag more bands bad, so predict
+    can still find a mismatch (also recorded as skipped).
+    """
+    from spectraflow.models import get_card
+    from spectraflow.models.bands import select_bands
+
+    usable = []
+    for model in models:
+        card = get_card(model)
+        try:
+            select_bands(scene.bands, card.input, model=card.name)
+        except BandMismatchError as exc:
+            outcome.skipped[model_label(model)] = describe(exc)
+        else:
+            usable.append(model)
+    return usable
 
 
 def submit_product(
