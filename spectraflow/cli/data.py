@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +20,7 @@ from spectraflow.cli._common import (
     stdout,
     task_callback,
 )
-from spectraflow.cli.flows import print_failures
+from spectraflow.cli.flows import flow_progress, print_failures
 
 __all__ = ["SensorChoice", "SizeChoice", "demo", "ingest", "search", "simulate"]
 
@@ -215,22 +213,11 @@ def demo(
         with stderr().status("searching the local STAC API…"):
             scenes = find_demo_scenes(out, results)
         _print_search(scenes, as_json=False)
-        with stderr().status("map_region flow: ingest, predict, mosaic…"), _quiet("distributed"):
+        stderr().print("map_region flow: ingest, predict, mosaic…")
+        with flow_progress():
             summary = make_demo_products(out, runner=runner)
         _print_run(summary)
         stdout().print(f"Demo files are under [bold]{escape(str(out))}[/]")
-
-
-@contextmanager
-def _quiet(logger: str) -> Iterator[None]:
-    """Only warnings from ``logger`` while the block runs (dask's cluster chatter)."""
-    log = logging.getLogger(logger)
-    level = log.level
-    log.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
 
 
 def _print_run(summary: Any) -> None:

@@ -1,22 +1,102 @@
 """``spectraflow map-region``, ``watch`` and ``backfill``: the Prefect flows from the shell.
 
 Each command runs its flow in this process (Prefect's ephemeral server unless
-``PREFECT_API_URL`` points at a server), prints the products and what failed and why, and
-exits with status 1 when a scene or product failed (the others are still made).
+``PREFECT_API_URL`` points at a server) with a progress bar per stage, prints the products and
+what failed and why, and exits with status 1 when a scene or product failed (the others are
+still made).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from spectraflow.cli._common import DeviceOption, reporting_errors, stderr, stdout
+from spectraflow.cli._common import (
+    DeviceOption,
+    progress_bar,
+    reporting_errors,
+    stderr,
+    stdout,
+)
 from spectraflow.cli.mosaic import Policy
 
-__all__ = ["backfill", "map_region", "print_failures", "watch"]
+__all__ = ["backfill", "flow_progress", "map_region", "print_failures", "watch"]
+
+_STAGE_LABELS = {"search-scenes": "search", "product": "products"}
+# Per-run chatter: the bars show it. Warnings and errors still print.
+_CHATTY_LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "prefect.task_runner", "distributed")
+# The same for the processes of a local dask cluster, which read it from their environment.
+_QUIET_WORKERS = {"PREFECT_LOGGING_LEVEL": "WARNING", "DASK_LOGGING__DISTRIBUTED": "warning"}
+
+
+@contextmanager
+def flow_progress() -> Iterator[None]:
+    """A bar per stage (task runs finished of those submitted) while the block runs flows.
+
+    The flow and task runs' INFO logs, and dask's, are held back meanwhile.
+    """
+    import distributed  # noqa: F401  (importing it sets its loggers' levels)
+    from prefect.logging.configuration import PROCESS_LOGGING_CONFIG, setup_logging
+
+    from spectraflow.flows.progress import watching
+
+    if not PROCESS_LOGGING_CONFIG:
+        setup_logging()  # what the first flow run does, which would undo the quieting
+    totals: dict[str, int] = {}
+    with progress_bar() as bar, _quiet(_CHATTY_LOGGERS), _environment(_QUIET_WORKERS):
+        tasks: dict[str, Any] = {}
+
+        def watch(stage: str, event: str) -> None:
+            label = _STAGE_LABELS.get(stage, stage)
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=0)
+            if event == "submitted":
+                totals[label] = totals.get(label, 0) + 1
+                bar.update(tasks[label], total=totals[label])
+            else:
+                bar.advance(tasks[label])
+
+        with watching(watch):
+            yield
+
+
+@contextmanager
+def _environment(defaults: dict[str, str]) -> Iterator[None]:
+    """``defaults`` in the environment while the block runs, where the user set nothing."""
+    added = {k: v for k, v in defaults.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+@contextmanager
+def _quiet(prefixes: tuple[str, ...]) -> Iterator[None]:
+    """Only warnings from the loggers under ``prefixes`` while the block runs."""
+    names = [
+        name
+        for name in [*logging.root.manager.loggerDict, *prefixes]
+        if any(name == p or name.startswith(p + ".") for p in prefixes)
+    ]
+    loggers = [logging.getLogger(name) for name in dict.fromkeys(names)]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(max(log.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
+
 
 AoiOption = Annotated[
     str,
@@ -122,10 +202,11 @@ def map_region(
     with reporting_errors():
         from spectraflow.flows import map_region as flow
 
-        summary = flow(
-            aoi, start, end, sensor, model, out=str(out), providers=provider or None,
-            policy=policy.value, runner=runner, device=device,
-        )  # fmt: skip
+        with flow_progress():
+            summary = flow(
+                aoi, start, end, sensor, model, out=str(out), providers=provider or None,
+                policy=policy.value, runner=runner, device=device,
+            )  # fmt: skip
         _report([summary])
 
 
@@ -149,10 +230,11 @@ def watch(
     with reporting_errors():
         from spectraflow.flows import watch_catalog
 
-        summary = watch_catalog(
-            aoi, sensor, model, out=str(out), providers=provider or None,
-            lookback_days=lookback_days, runner=runner, device=device,
-        )  # fmt: skip
+        with flow_progress():
+            summary = watch_catalog(
+                aoi, sensor, model, out=str(out), providers=provider or None,
+                lookback_days=lookback_days, runner=runner, device=device,
+            )  # fmt: skip
         _report([summary])
 
 
@@ -172,8 +254,9 @@ def backfill(
     with reporting_errors():
         from spectraflow.flows import backfill as flow
 
-        summaries = flow(
-            aoi, start, end, sensor, model, out=str(out), batch_days=batch_days,
-            providers=provider or None, runner=runner, device=device,
-        )  # fmt: skip
+        with flow_progress():
+            summaries = flow(
+                aoi, start, end, sensor, model, out=str(out), batch_days=batch_days,
+                providers=provider or None, runner=runner, device=device,
+            )  # fmt: skip
         _report(summaries)

@@ -32,6 +32,7 @@ Two writers must not write the same URL at the same time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -72,10 +73,20 @@ _PROGRESS_GROUP = json.dumps(
 
 @contextlib.contextmanager
 def quiet_zarr_warnings() -> Iterator[None]:
-    """Silence zarr's notice that consolidated metadata is not in the Zarr v3 spec (yet)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        yield
+    """Silence zarr's notice that consolidated metadata is not in the Zarr v3 spec (yet).
+
+    The filter is process-wide and stays: ``warnings.catch_warnings`` is not thread-safe, and
+    concurrent writes (two scenes of a flow) would restore each other's filters mid-write.
+    """
+    _ignore_consolidation_notice()
+    yield
+
+
+@functools.cache
+def _ignore_consolidation_notice() -> None:
+    warnings.filterwarnings(
+        "ignore", message="Consolidated metadata is currently not part", category=UserWarning
+    )
 
 
 def write_cube(

@@ -7,6 +7,8 @@
 - :func:`watch_catalog`: for schedules, only the scenes new since the last success
   (:mod:`spectraflow.flows.watch`).
 - :class:`RunSummary`, :class:`SceneOutcome`: what they return (:mod:`spectraflow.flows.summary`).
+- :func:`watching`: follow their task runs as they are submitted and finish
+  (:mod:`spectraflow.flows.progress`).
 
 Flows are imported on first use, so that ``spectraflow.flows.runners`` alone stays light.
 """
@@ -22,6 +24,7 @@ __all__ = [
     "map_region",
     "process_scene",
     "watch_catalog",
+    "watching",
 ]
 
 _HOMES = {
@@ -31,6 +34,7 @@ _HOMES = {
     "map_region": "spectraflow.flows.region",
     "process_scene": "spectraflow.flows.scene",
     "watch_catalog": "spectraflow.flows.watch",
+    "watching": "spectraflow.flows.progress",
 }
 
 

@@ -31,6 +31,7 @@ from prefect.utilities.callables import get_call_parameters
 
 from spectraflow.catalog.scene import Scene
 from spectraflow.errors import BandMismatchError
+from spectraflow.flows.progress import Watcher, current_watcher
 from spectraflow.flows.runners import gpu_resources, make_task_runner, share_prefect_server
 from spectraflow.flows.summary import ProductRef, SceneOutcome, StageRun
 from spectraflow.tasks.stages import (
@@ -145,25 +146,30 @@ class Stages:
     """
 
     runner: TaskRunner[Any]
-    submitted: dict[int, float] = field(default_factory=dict)
+    watcher: Watcher | None = field(default_factory=current_watcher)
+    submitted: dict[int, tuple[str, float]] = field(default_factory=dict)
     done: dict[int, float] = field(default_factory=dict)
 
     def submit(self, task: Task[..., Any], *args: Any) -> PrefectFuture[Any]:
         """``task(*args)`` on the runner (what ``task.submit`` does with a flow's own runner)."""
         future = self.runner.submit(task, get_call_parameters(task.fn, args, {}))
-        self.submitted[id(future)] = time.monotonic()
+        self.submitted[id(future)] = (task.name, time.monotonic())
         self.done.pop(id(future), None)
+        if self.watcher is not None:
+            self.watcher(task.name, "submitted")
         future.add_done_callback(self._finished)
         return future
 
     def _finished(self, future: PrefectFuture[Any]) -> None:
         self.done[id(future)] = time.monotonic()
+        if self.watcher is not None:
+            self.watcher(self.submitted[id(future)][0], "finished")
 
     def stage(self, stage: Any, future: PrefectFuture[Any], **kw: Any) -> StageRun:
         """The finished (waited for) task run as a :class:`StageRun`."""
         future.wait()
         end = self.done.get(id(future), time.monotonic())
-        seconds = max(end - self.submitted.get(id(future), end), 0.0)
+        seconds = max(end - self.submitted.get(id(future), ("", end))[1], 0.0)
         return StageRun(stage=stage, state=future.state.name, seconds=round(seconds, 3), **kw)
 
 

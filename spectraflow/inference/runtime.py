@@ -49,6 +49,7 @@ def default_batch(device_type: str, tile_bytes: int) -> int:
         return most
     return max(1, min(most, CPU_BATCH_BYTES // max(tile_bytes, 1)))
 
+
 _LOADED: dict[tuple[str, str, bool], Runtime] = {}
 _LOADED_LOCK = threading.Lock()
 

@@ -6,6 +6,7 @@ Every flow runs on the thread-pool task runner under the session's Prefect test 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from spectraflow.catalog import LocalCatalog
 from spectraflow.catalog.normalise import scene_from_item
 from spectraflow.errors import CatalogError, SceneFormatError
-from spectraflow.flows import backfill, map_region, process_scene, watch_catalog
+from spectraflow.flows import backfill, map_region, process_scene, watch_catalog, watching
 from spectraflow.flows.summary import RunSummary
 from spectraflow.flows.watch import read_watermark
 from spectraflow.tasks import stages
@@ -59,7 +60,9 @@ def test_map_region_makes_a_product_and_a_rerun_skips_finished_work(region, tmp_
     out = tmp_path / "out"
     with source.serve() as api:
         args = (region.aoi, "2024-06-01", "2024-06-30", SENSORS, [MODEL])
-        first = map_region(*args, out=str(out), providers=[api.url], runner="threads")
+        events: list[tuple[str, str]] = []
+        with watching(lambda stage, event: events.append((stage, event))):
+            first = map_region(*args, out=str(out), providers=[api.url], runner="threads")
 
         assert [s.error for s in first.scenes] == [None] * 4
         assert {s.sensor for s in first.scenes} == set(SENSORS)
@@ -74,6 +77,11 @@ def test_map_region_makes_a_product_and_a_rerun_skips_finished_work(region, tmp_
         assert written.products[MODEL].cog == product.cog
         assert set(first.stage_seconds()) == {"search", "ingest", "predict", "product"}
         assert "Cached" not in first.states()
+        # Whoever watches sees every task run submitted, then finished
+        expected = {"search-scenes": 1, "ingest": 4, "predict": 4, "product": 1}
+        for event in ("submitted", "finished"):
+            assert Counter(stage for stage, e in events if e == event) == expected
+        assert events.index(("ingest", "finished")) > events.index(("ingest", "submitted"))
         # One flow run holds every task run (no subflow for the task runner)
         assert sorted(t.split("-")[0] for t in _task_runs_of_latest("map-region")) == sorted(
             ["search"] + ["ingest"] * 4 + ["predict"] * 4 + ["product"]
