@@ -1,4 +1,5 @@
-"""Fixtures of the flow tests: a Prefect test server and a tiny simulated region.
+"""Fixtures of the flow tests: a Prefect test server, a tiny simulated region, and real
+``dask scheduler`` / ``dask worker`` processes on 127.0.0.1 (:func:`dask_processes`).
 
 The region: EnMAP and Sentinel-2 scenes (``tiny`` size) on 2024-06-10 and 2024-06-12, a third
 Sentinel-2 scene on 2024-06-14 held back for watch tests, and an EnMAP scene on 2024-06-11 whose
@@ -7,11 +8,18 @@ spectral image is truncated after simulating (the corrupt scene).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from distributed import Client
 from prefect.testing.utilities import prefect_test_harness
 
 from spectraflow.simulate import simulate_scene
@@ -23,6 +31,75 @@ def prefect_server() -> Iterator[None]:
     """One temporary Prefect server (and database) for every flow test."""
     with prefect_test_harness(server_startup_timeout=60):
         yield
+
+
+DASK = Path(sys.executable).with_name("dask")
+
+StartDask = Callable[..., AbstractContextManager[dict[str, str]]]
+
+
+@pytest.fixture(scope="session")
+def dask_processes() -> StartDask:
+    """Start a ``dask scheduler`` and one one-thread ``dask worker`` process per name.
+
+    ``start(logs, {"w1": [extra worker args], ...}, env={...})`` is a context manager that
+    yields ``{"address": <scheduler>, <name>: <worker address>, ...}`` and kills them all at
+    the end; their output goes to ``logs/<name>.log``.
+    """
+    return _dask_processes
+
+
+@contextmanager
+def _dask_processes(
+    logs: Path, workers: dict[str, list[str]], *, env: dict[str, str] | None = None
+) -> Iterator[dict[str, str]]:
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    logs.mkdir(parents=True, exist_ok=True)
+    environ = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False", **(env or {})}
+    commands = {"scheduler": [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port)]}
+    for name, extra in workers.items():
+        commands[name] = [
+            str(DASK), "worker", address, "--name", name, "--host", "127.0.0.1",
+            "--nworkers", "1", "--nthreads", "1", *extra,
+        ]  # fmt: skip
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for name, command in commands.items():
+            log = (logs / f"{name}.log").open("wb")
+            procs.append(
+                subprocess.Popen(
+                    [*command, "--no-dashboard"], stdout=log, stderr=subprocess.STDOUT, env=environ
+                )
+            )
+            if name == "scheduler":
+                _wait_for_port(port, procs[0], timeout=30)
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(len(workers), timeout=60)
+            info = client.scheduler_info(n_workers=-1)["workers"]
+        yield {"address": address, **{w["name"]: addr for addr, w in info.items()}}
+    finally:
+        for proc in reversed(procs):
+            proc.kill()
+            proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "dask scheduler exited early"
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"dask scheduler did not listen on {port} within {timeout} s")
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import socket
-import subprocess
 import sys
-import time
 import types
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -19,7 +15,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import yaml
-from distributed import Client, LocalCluster, get_worker
+from distributed import LocalCluster, get_worker
 from prefect import flow, task
 from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -38,7 +34,6 @@ from spectraflow.flows.runners import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-DASK = Path(sys.executable).with_name("dask")
 
 # The tasks below run in separate `dask worker` processes, which cannot import this test module
 # by its pytest name: ship its functions by value.
@@ -233,56 +228,14 @@ def test_cluster_compute_outside_a_worker_does_nothing() -> None:
 # --- a real multi-process cluster ------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def dask_cluster(
+    dask_processes: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
     """A `dask scheduler` and two one-thread `dask worker` processes; one has a GPU resource."""
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    logs = tmp_path_factory.mktemp("dask-logs")
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    common = ["--no-dashboard"]
-    commands = {
-        "scheduler": [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port), *common],
-        "cpu": [str(DASK), "worker", address, "--name", "cpu", "--host", "127.0.0.1"],
-        "gpu": [str(DASK), "worker", address, "--name", "gpu", "--host", "127.0.0.1"],
-    }
-    for name in ("cpu", "gpu"):
-        commands[name] += ["--nworkers", "1", "--nthreads", "1", *common]
-    commands["gpu"] += ["--resources", f"{GPU_RESOURCE}=1"]
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, command in commands.items():
-            log = (logs / f"{name}.log").open("wb")
-            procs.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))
-            if name == "scheduler":
-                _wait_for_port(port, procs[0], timeout=30)
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=30)
-            workers = client.scheduler_info(n_workers=-1)["workers"]
-        by_name = {info["name"]: addr for addr, info in workers.items()}
-        yield {"address": address, **by_name}
-    finally:
-        for proc in reversed(procs):
-            proc.kill()
-            proc.wait()
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "dask scheduler exited early"
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"dask scheduler did not listen on {port} within {timeout} s")
+    workers = {"cpu": [], "gpu": ["--resources", f"{GPU_RESOURCE}=1"]}
+    with dask_processes(tmp_path_factory.mktemp("dask-logs"), workers) as cluster:
+        yield cluster
 
 
 def _block_worker(block: np.ndarray) -> np.ndarray:

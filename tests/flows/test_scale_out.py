@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,6 @@ from spectraflow.flows.summary import RunSummary
 MODEL = "lc-any-wavelength"
 SENSORS = ["enmap", "sentinel2"]
 START, END = "2024-06-01", "2024-06-30"
-DASK = Path(sys.executable).with_name("dask")
 ONE_THREAD = '{"kind": "threads", "n_workers": 1}'  # scenes one after another: easy to cut
 
 # `Client.run` ships _executed to the worker processes, which cannot import this test module.
@@ -58,24 +55,6 @@ def reference(
     return summary
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "dask scheduler exited early"
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"dask scheduler did not listen on {port} within {timeout} s")
-
-
 def _prefect_env(home: Path) -> dict[str, str]:
     """The environment of a child process that reports to the session's Prefect test server."""
     from prefect.settings import PREFECT_API_URL
@@ -87,39 +66,14 @@ def _prefect_env(home: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def dask_processes(prefect_server: None, tmp_path: Path) -> Iterator[str]:
+def dask_workers(prefect_server: None, dask_processes: Any, tmp_path: Path) -> Iterator[str]:
     """A ``dask scheduler`` and two one-thread ``dask worker`` processes; yields the address."""
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
     env = {
         **_prefect_env(tmp_path / "dask-prefect-home"),
-        "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
         "DASK_DISTRIBUTED__ADMIN__LOW_LEVEL_LOG_LENGTH": "1000000",  # keep every task's record
     }
-    commands = [[str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port)]]
-    commands += [
-        [str(DASK), "worker", address, "--name", name, "--host", "127.0.0.1", "--nworkers", "1",
-         "--nthreads", "1"]
-        for name in ("w1", "w2")
-    ]  # fmt: skip
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for command in commands:
-            log = (tmp_path / f"{command[1]}-{len(procs)}.log").open("wb")
-            procs.append(
-                subprocess.Popen(
-                    [*command, "--no-dashboard"], stdout=log, stderr=subprocess.STDOUT, env=env
-                )
-            )
-            if len(procs) == 1:
-                _wait_for_port(port, procs[0], timeout=30)
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield address
-    finally:
-        for proc in reversed(procs):
-            proc.kill()
-            proc.wait()
+    with dask_processes(tmp_path / "dask-logs", {"w1": [], "w2": []}, env=env) as cluster:
+        yield cluster["address"]
 
 
 def _executed(dask_worker: Any) -> list[str]:
@@ -141,12 +95,12 @@ def _assert_same_product(a: RunSummary, b: RunSummary) -> None:
 
 
 def test_map_region_on_separate_dask_processes(
-    region: Any, stac: str, reference: RunSummary, dask_processes: str, tmp_path: Path
+    region: Any, stac: str, reference: RunSummary, dask_workers: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     summary = map_region(
         region.aoi, START, END, SENSORS, [MODEL],
-        out=str(out), providers=[stac], runner=dask_processes,
+        out=str(out), providers=[stac], runner=dask_workers,
     )  # fmt: skip
 
     assert summary.failed == [] and summary.product_errors == {}
@@ -154,7 +108,7 @@ def test_map_region_on_separate_dask_processes(
     assert Path(summary.products[MODEL].cog).is_file()
     assert "Cached" not in summary.states()
     _assert_same_product(summary, reference)
-    with Client(dask_processes, timeout=30) as client:
+    with Client(dask_workers, timeout=30) as client:
         executed = client.run(_executed)
         assert client.run(os.getpid).keys() == executed.keys()
     assert len(executed) == 2
