@@ -166,15 +166,16 @@ def map_region(
     RunSummary
     """
     layout = Layout.under(out, catalog)
+    sensor_names, model_names = as_names(sensors), as_names(models)
     summary = RunSummary(
         flow="map_region", started=utc_now(), start=str(start), end=str(end),
-        sensors=as_names(sensors), models=[model_label(m) for m in as_names(models)],
+        sensors=sensor_names, models=[model_label(m) for m in model_names],
     )  # fmt: skip
-    names = None if providers is None else as_names(providers)
+    where = None if providers is None else as_names(providers)
     with stages_on(runner) as stages:
-        scenes = search_stage(stages, aoi, start, end, as_names(sensors), names, summary)
+        scenes = search_stage(stages, aoi, start, end, sensor_names, where, summary)
         return process_scenes(
-            stages, scenes, as_names(models), layout, summary, policy=policy, device=device
+            stages, scenes, model_names, layout, summary, policy=policy, device=device
         )
 
 
