@@ -9,11 +9,9 @@ fingerprint that makes writes idempotent.
 The fingerprint is a SHA-256 over the source provenance (the dataset's attributes and the
 caller's ``attrs``), the write parameters (storage dtype, layout, codecs, cube format), the
 variables' names, dimensions, shapes, dtypes and attributes, the coordinate values and the
-georeferencing. It leaves out the pixel values (reading them is what it saves), the
+georeferencing. It leaves out the pixel values (reading them is what it saves) and the
 spectraflow version (upgrading spectraflow must not invalidate existing cubes; the version is
-recorded in ``spectraflow_version``) and where the STAC item was found (``source_item``,
-``provider``: the same scene from a catalog served at another address is the same cube; the
-assets and their checksums are what identify the data).
+recorded in ``spectraflow_version``).
 """
 
 from __future__ import annotations
@@ -69,9 +67,6 @@ VERSION_ATTR = "spectraflow_version"
 """Group attribute: the spectraflow version that wrote the cube."""
 CUBE_FORMAT = 1
 """Version of the cube conventions; part of the fingerprint."""
-
-_UNIDENTIFYING = frozenset({"source_item", "provider"})
-"""Caller attributes recorded but left out of the fingerprint (see the module docstring)."""
 
 ENCODING_DTYPES = ("float32", "int16")
 """Storage dtypes of reflectance."""
@@ -412,8 +407,8 @@ def plan_cube(
         geo_attrs = georef.geozarr_attrs(*map_geo, dims=("y", "x"), shape=grids["y_x"].shape)
     identity = {
         "params": params,
-        "source_attrs": {k: v for k, v in source.items() if k not in _UNIDENTIFYING},
-        "attrs": {k: v for k, v in caller.items() if k not in _UNIDENTIFYING},
+        "source_attrs": source,
+        "attrs": caller,
         "variables": {
             str(n): [list(map(str, v.dims)), list(v.shape), str(v.dtype), jsonable(v.attrs)]
             for n, v in sorted(data_vars.items(), key=lambda kv: str(kv[0]))

@@ -136,10 +136,41 @@ def write_cube(
     ConfigError
         Bad ``encoding_dtype``, ``chunks`` or ``shards``.
     """
-    plan = plan_cube(ds, attrs=attrs, encoding_dtype=encoding_dtype, chunks=chunks, shards=shards)
+    options: dict[str, Any] = {"encoding_dtype": encoding_dtype, "chunks": chunks, "shards": shards}
+    plan = plan_cube(ds, attrs=attrs, **options)
     store = CubeStore.from_url(url, storage_options)
-    _write_into(store, plan, overwrite=overwrite)
+    _write_into(store, _as_recorded(store, plan, ds, attrs, options), overwrite=overwrite)
     return store.url
+
+
+_WHERE_FOUND = ("source_item", "provider")
+"""Attributes that say where the scene's item was found, not what was read."""
+
+
+def _as_recorded(
+    store: CubeStore,
+    plan: CubePlan,
+    ds: xr.Dataset,
+    attrs: Mapping[str, Any] | None,
+    options: dict[str, Any],
+) -> CubePlan:
+    """``plan``, or its twin with the item address recorded in the complete cube at ``store``.
+
+    The same scene found through a catalog at another address (a local STAC API on a new
+    port, a mirror) is the same cube: the twin's fingerprint then matches, and the write is a
+    no-op. Fingerprints themselves stay as they were, so existing cubes stay valid.
+    """
+    state = inspect_store(store)
+    if not state.complete or state.fingerprint in (None, plan.fingerprint):
+        return plan
+    recorded = {k: state.attrs[k] for k in _WHERE_FOUND if k in state.attrs}
+    caller = dict(attrs or {})
+    twin = plan_cube(
+        ds.assign_attrs({k: v for k, v in recorded.items() if k in ds.attrs}),
+        attrs={**caller, **{k: v for k, v in recorded.items() if k in caller}},
+        **options,
+    )
+    return twin if twin.fingerprint == state.fingerprint else plan
 
 
 def _write_into(store: CubeStore, plan: CubePlan, *, overwrite: bool) -> None:
