@@ -59,8 +59,7 @@ def _forward_per_tile(name: str, cube: Any, device: str, pred: Any) -> tuple[flo
         size_multiple=model.size_multiple,
     )
     tiles = len(grid.tiles(valid=cube["valid"].values))
-    tile_bytes = len(picked) * grid.input_shape[0] * grid.input_shape[1] * 4
-    batch = default_batch(runtime.device.type, tile_bytes)  # what predict_cube uses
+    batch = default_batch(runtime.device.type, len(picked), grid.input_shape)  # as predict_cube
     rng = np.random.default_rng(0)
     x = rng.uniform(0.02, 0.5, (batch, len(picked), *grid.input_shape)).astype(np.float32)
     runtime(x, sub)  # warm-up (allocations, autotuning)

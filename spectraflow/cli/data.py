@@ -20,7 +20,7 @@ from spectraflow.cli._common import (
     stdout,
     task_callback,
 )
-from spectraflow.cli.flows import flow_progress, print_failures
+from spectraflow.cli.flows import RunnerOption, flow_progress, print_failures
 
 __all__ = ["SensorChoice", "SizeChoice", "demo", "ingest", "search", "simulate"]
 
@@ -185,14 +185,7 @@ def demo(
             help="Scene size preset: demo (a few hundred pixels a side) or tiny (seconds).",
         ),
     ] = SizeChoice.demo,
-    runner: Annotated[
-        str | None,
-        typer.Option(
-            metavar="RUNNER",
-            show_default="a dask LocalCluster",
-            help="Task runner of the flow: threads, local, or a dask scheduler address.",
-        ),
-    ] = None,
+    runner: RunnerOption = None,
 ) -> None:
     """Run the demo: one region seen by EMIT, EnMAP and Sentinel-2 on two dates, to products.
 

@@ -27,7 +27,7 @@ from spectraflow.cli._common import (
 )
 from spectraflow.cli.mosaic import Policy
 
-__all__ = ["backfill", "flow_progress", "map_region", "print_failures", "watch"]
+__all__ = ["RunnerOption", "backfill", "flow_progress", "map_region", "print_failures", "watch"]
 
 _STAGE_LABELS = {"search-scenes": "search", "product": "products"}
 # Per-run chatter: the bars show it. Warnings and errors still print.

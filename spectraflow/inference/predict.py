@@ -85,8 +85,7 @@ def _learned(
         align=int(stored[-1]),
         size_multiple=model.size_multiple,
     )
-    tile_bytes = len(picked) * grid.input_shape[0] * grid.input_shape[1] * 4
-    batch = batch or default_batch(runtime.device.type, tile_bytes)
+    batch = batch or default_batch(runtime.device.type, len(picked), grid.input_shape)
     plan = TilePlan(grid, margin=halo // 2, batch=batch)
     chunks, edge = _region_chunks(plan, bands=len(picked), region=region)
     data = refl.data[picked].rechunk(((len(picked),), *chunks))

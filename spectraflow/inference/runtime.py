@@ -38,15 +38,17 @@ CPU_BATCH_BYTES = 160 * 2**20
 3× its input), and past a few tiles a larger batch is hardly faster on a CPU."""
 
 
-def default_batch(device_type: str, tile_bytes: int) -> int:
+def default_batch(device_type: str, bands: int, tile_shape: tuple[int, int]) -> int:
     """Tiles per forward: :data:`DEFAULT_BATCH`, on the CPU within :data:`CPU_BATCH_BYTES`.
 
-    ``tile_bytes`` is one input tile's size (float32 bands × rows × cols × 4); a 224-band
-    256-px EnMAP tile is 59 MB, so two go per CPU forward, and four 12-band Sentinel-2 tiles.
+    A tile is ``bands`` float32 planes of ``tile_shape`` (its input shape, halo included); a
+    224-band 256-px EnMAP tile is 59 MB, so two go per CPU forward, and four 12-band
+    Sentinel-2 tiles.
     """
     most = DEFAULT_BATCH[device_type]
     if device_type != "cpu":
         return most
+    tile_bytes = bands * tile_shape[0] * tile_shape[1] * 4
     return max(1, min(most, CPU_BATCH_BYTES // max(tile_bytes, 1)))
 
 

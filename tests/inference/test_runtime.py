@@ -49,8 +49,9 @@ def test_an_unnamed_compiled_runtime_refuses_to_travel():
 
 
 def test_cpu_batches_of_many_band_tiles_stay_within_the_byte_budget():
-    enmap, sentinel2 = (bands * 256 * 256 * 4 for bands in (224, 12))
-    assert default_batch("cpu", enmap) == 2 and 2 * enmap <= CPU_BATCH_BYTES
-    assert default_batch("cpu", sentinel2) == 4  # the device's most
-    assert default_batch("cpu", 10 * CPU_BATCH_BYTES) == 1  # never none
-    assert default_batch("cuda", enmap) == 16  # GPUs batch by tiles alone
+    tile = (256, 256)
+    enmap = 224 * 256 * 256 * 4  # bytes of one EnMAP tile
+    assert default_batch("cpu", 224, tile) == 2 and 2 * enmap <= CPU_BATCH_BYTES
+    assert default_batch("cpu", 12, tile) == 4  # the device's most
+    assert default_batch("cpu", 10 * CPU_BATCH_BYTES // 4, (1, 1)) == 1  # never none
+    assert default_batch("cuda", 224, tile) == 16  # GPUs batch by tiles alone
